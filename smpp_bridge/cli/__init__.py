@@ -1,0 +1,1 @@
+"""smpp_bridge.cli"""

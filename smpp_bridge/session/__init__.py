@@ -1,1 +1,39 @@
-"""smpp_bridge.session"""
+"""The SMPP session as a sans-IO state machine (h11's pattern): bytes and time in, events out."""
+
+from .connection import Connection, SessionConfig, WindowFull
+from .events import (
+    NEED_DATA,
+    ConnectionClosed,
+    Event,
+    ProtocolErrorReceived,
+    RequestReceived,
+    RequestRejected,
+    ResponseReceived,
+    ResponseTimedOut,
+    StateChanged,
+    UnbindReceived,
+    UnexpectedResponse,
+)
+from .state import BOUND_STATES, PERMISSIONS, Role, State, may_send
+
+__all__ = [
+    "BOUND_STATES",
+    "NEED_DATA",
+    "PERMISSIONS",
+    "Connection",
+    "ConnectionClosed",
+    "Event",
+    "ProtocolErrorReceived",
+    "RequestReceived",
+    "RequestRejected",
+    "ResponseReceived",
+    "ResponseTimedOut",
+    "Role",
+    "SessionConfig",
+    "State",
+    "StateChanged",
+    "UnbindReceived",
+    "UnexpectedResponse",
+    "WindowFull",
+    "may_send",
+]

@@ -1,0 +1,481 @@
+"""The SMPP session as a sans-IO state machine, for both roles (ESME and SMSC).
+
+``receive_data`` buffers bytes and turns complete PDUs into events; ``next_event`` hands them out;
+``send`` encodes a PDU into the outgoing buffer and returns its sequence number;
+``data_to_send`` drains that buffer. Time is passed in: ``handle_timer(now)`` fires response
+timeouts, enquire_link and the session-init/inactivity timers, and ``next_deadline`` says when it
+next needs calling. Nothing here reads a clock or touches a socket.
+
+The session answers on its own what needs no application decision: enquire_link, unbind, requests
+not allowed in the current state, and PDUs that do not decode. Everything else (deliver_sm,
+submit_sm on the SMSC side, binds on the SMSC side) is an event the driver answers with
+``send(event.pdu.response(...))`` — after persisting, if it wants at-least-once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from ..codec.constants import MAX_SEQUENCE, RESPONSE_BIT, CommandId, CommandStatus
+from ..codec.framing import Framer
+from ..codec.pdus import (
+    ENCODERS,
+    EnquireLink,
+    EnquireLinkResp,
+    Pdu,
+    UnbindResp,
+    decode,
+    error_response,
+)
+from ..errors import LocalProtocolError, RemoteProtocolError
+from .events import (
+    NEED_DATA,
+    ConnectionClosed,
+    Event,
+    ProtocolErrorReceived,
+    RequestReceived,
+    RequestRejected,
+    ResponseReceived,
+    ResponseTimedOut,
+    StateChanged,
+    UnbindReceived,
+    UnexpectedResponse,
+    _NeedData,
+)
+from .state import (
+    BIND_RESPONSES,
+    BIND_STATES,
+    BOUND_STATES,
+    PERMISSIONS,
+    UNWINDOWED,
+    Role,
+    State,
+)
+
+C = CommandId
+_ENQUIRE = C.enquire_link
+_UNBIND = C.unbind
+_GENERIC_NACK = C.generic_nack
+
+
+class WindowFull(LocalProtocolError):
+    """Every window slot holds an outstanding request; wait for a response first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Timers (seconds) and limits of one session. ``None`` disables a timer."""
+
+    window: int = 10
+    response_timeout: float = 30.0
+    enquire_link_interval: float | None = 30.0
+    enquire_link_timeout: float = 10.0
+    inactivity_timeout: float | None = None
+    session_init_timeout: float | None = None
+    max_command_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"window must be at least 1, got {self.window}")
+        for name in ("response_timeout", "enquire_link_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("enquire_link_interval", "inactivity_timeout", "session_init_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None")
+
+
+class _Outstanding:
+    __slots__ = ("deadline", "pdu", "windowed")
+
+    def __init__(self, pdu: Pdu, deadline: float, windowed: bool) -> None:
+        self.pdu = pdu
+        self.deadline = deadline
+        self.windowed = windowed
+
+
+class Connection:
+    """One SMPP session, either end. See the module docstring for the protocol."""
+
+    def __init__(
+        self, role: Role, config: SessionConfig | None = None, *, now: float = 0.0
+    ) -> None:
+        self.role = role
+        self.config = config or SessionConfig()
+        self.state = State.OPEN
+        self._framer = (
+            Framer(self.config.max_command_length) if self.config.max_command_length else Framer()
+        )
+        self._now = now
+        self._opened_at = now
+        self._last_rx = now
+        self._out: list[bytes] = []
+        self._events: deque[Event] = deque()
+        self._outstanding: dict[int, _Outstanding] = {}
+        self._deadlines: deque[tuple[float, int, _Outstanding]] = deque()
+        self._windowed = 0
+        self._next_seq = 1
+        self._inbound: set[int] = set()  # sequence numbers of peer requests not yet answered
+        self._bound_state: State | None = None  # the bound state kept through UNBINDING
+        self._pending_bind: int | None = None  # command_id of the bind in flight
+        self._enquire_seq: int | None = None
+        self.closed_reason: str | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def window_free(self) -> int:
+        """Window slots free for requests that count against the window."""
+        return self.config.window - self._windowed
+
+    @property
+    def outstanding(self) -> int:
+        """Requests sent and not yet answered (windowed or not)."""
+        return len(self._outstanding)
+
+    @property
+    def inbound_pending(self) -> int:
+        """Peer requests received and not yet answered."""
+        return len(self._inbound)
+
+    @property
+    def bound(self) -> bool:
+        return self.state in BOUND_STATES
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes, now: float | None = None) -> None:
+        """Feed received bytes; ``b""`` means the peer closed the connection."""
+        if now is not None:
+            self._now = now
+        if self.state is State.CLOSED:
+            return
+        if not data:
+            clean = self.state is State.UNBOUND
+            self._close("peer closed the connection" if not clean else "unbound", clean=clean)
+            return
+        try:
+            frames = self._framer.feed(data)
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if frames:
+            self._last_rx = self._now
+            for frame in frames:
+                self._handle_frame(frame)
+                if self.closed_reason is not None:
+                    break
+
+    def next_event(self) -> Event | _NeedData:
+        """The next event, or ``NEED_DATA`` when more bytes (or a timer) are needed."""
+        if self._events:
+            return self._events.popleft()
+        return NEED_DATA
+
+    def events(self) -> list[Event]:
+        """Every pending event at once (the batch form of ``next_event``)."""
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def _handle_frame(self, frame: bytes) -> None:
+        try:
+            pdu = decode(frame)
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        cid = pdu.command_id
+        if cid & RESPONSE_BIT:
+            self._handle_response(pdu)
+        else:
+            self._handle_request(pdu)
+
+    def _handle_response(self, pdu: Pdu) -> None:
+        entry = self._outstanding.pop(pdu.sequence_number, None)
+        if entry is None:
+            self._events.append(UnexpectedResponse(pdu))
+            return
+        request = entry.pdu
+        if pdu.command_id != request.command_id | RESPONSE_BIT and pdu.command_id != _GENERIC_NACK:
+            # A response of the wrong type for this sequence: put the request back and report.
+            self._outstanding[pdu.sequence_number] = entry
+            self._events.append(UnexpectedResponse(pdu))
+            return
+        if entry.windowed:
+            self._windowed -= 1
+        rcid = request.command_id
+        if rcid == _ENQUIRE and pdu.sequence_number == self._enquire_seq:
+            self._enquire_seq = None
+            return
+        if rcid in BIND_STATES:
+            self._pending_bind = None
+            if pdu.command_status == 0 and pdu.command_id != _GENERIC_NACK:
+                self._set_state(BIND_STATES[rcid])
+            else:
+                self._set_state(State.OPEN)
+        elif rcid == _UNBIND:
+            self._set_state(State.UNBOUND)
+        self._events.append(ResponseReceived(request, pdu))
+
+    def _handle_request(self, pdu: Pdu) -> None:
+        cid = pdu.command_id
+        seq = pdu.sequence_number
+        peer = Role.SMSC if self.role is Role.ESME else Role.ESME
+        state = self.state
+        # While our unbind is in flight the peer may still send what the bind allowed.
+        check_state = self._bound_state if state is State.UNBINDING else state
+        rows = PERMISSIONS.get(cid)
+        allowed = rows is not None and check_state is not None and peer in rows.get(check_state, ())
+        if not allowed:
+            self._reject(pdu)
+            return
+        if cid == _ENQUIRE:
+            self._queue(EnquireLinkResp(seq), seq)
+            return
+        if cid == _UNBIND:
+            self._queue(UnbindResp(seq), seq)
+            self._set_state(State.UNBOUND)
+            self._events.append(UnbindReceived(pdu))
+            return
+        if pdu.response_type is not None:
+            self._inbound.add(seq)
+        if cid in BIND_STATES:
+            self._pending_bind = cid
+            self._set_state(State.BINDING)
+        elif cid == C.outbind:
+            self._set_state(State.OUTBOUND)
+        self._events.append(RequestReceived(pdu))
+
+    def _reject(self, pdu: Pdu) -> None:
+        cid = pdu.command_id
+        if cid in BIND_STATES and self.state is not State.OPEN:
+            status = CommandStatus.ESME_RALYBND
+        else:
+            status = CommandStatus.ESME_RINVBNDSTS
+        if pdu.response_type is not None:
+            self._queue(pdu.response(status), pdu.sequence_number)
+        self._events.append(RequestRejected(pdu, int(status)))
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        answer = error_response(exc)
+        if answer is not None:
+            self._queue(answer, answer.sequence_number)
+        self._events.append(ProtocolErrorReceived(exc))
+        if exc.fatal:
+            self._close(f"framing lost: {exc}")
+
+    # ------------------------------------------------------------------ sending
+
+    def next_sequence(self) -> int:
+        """Reserve the next free sequence number (1..0x7FFFFFFF, wrapping, skipping in-use)."""
+        seq = self._next_seq
+        outstanding = self._outstanding
+        while seq in outstanding:
+            seq = seq + 1 if seq < MAX_SEQUENCE else 1
+        self._next_seq = seq + 1 if seq < MAX_SEQUENCE else 1
+        return seq
+
+    def send(self, pdu: Pdu, now: float | None = None, *, timeout: float | None = None) -> int:
+        """Queue ``pdu`` for sending; return its sequence number.
+
+        A request gets a fresh sequence number (its own is ignored) and a response deadline;
+        a response must answer a request the peer sent and is still waiting on.
+        Raises ``LocalProtocolError`` (nothing queued) when the PDU is not allowed now, and
+        ``WindowFull`` when a windowed request finds every slot taken.
+        """
+        if now is not None:
+            self._now = now
+        cid = pdu.command_id
+        if cid & RESPONSE_BIT:
+            self._send_response(pdu)
+            return pdu.sequence_number
+        return self._send_request(pdu, timeout)
+
+    def _send_request(self, pdu: Pdu, timeout: float | None) -> int:
+        cid = pdu.command_id
+        state = self.state
+        rows = PERMISSIONS.get(cid)
+        if rows is None or self.role not in rows.get(state, ()):
+            raise LocalProtocolError(
+                f"{self.role.value} may not send {pdu.command_name} in state {state.value}",
+                command_status=CommandStatus.ESME_RINVBNDSTS,
+                command_id=cid,
+            )
+        windowed = cid not in UNWINDOWED
+        if windowed and self._windowed >= self.config.window:
+            raise WindowFull(
+                f"window of {self.config.window} is full",
+                command_status=CommandStatus.ESME_RMSGQFUL,
+            )
+        seq = self.next_sequence()
+        data = ENCODERS[type(pdu)](pdu, seq)
+        if pdu.response_type is not None:
+            if timeout is None:
+                timeout = (
+                    self.config.enquire_link_timeout
+                    if cid == _ENQUIRE
+                    else self.config.response_timeout
+                )
+            deadline = self._now + timeout
+            entry = _Outstanding(pdu, deadline, windowed)
+            self._outstanding[seq] = entry
+            self._deadlines.append((deadline, seq, entry))
+            if windowed:
+                self._windowed += 1
+        self._out.append(data)
+        if cid in BIND_STATES:
+            self._pending_bind = cid
+            self._set_state(State.BINDING)
+        elif cid == _UNBIND:
+            self._set_state(State.UNBINDING)
+        elif cid == C.outbind:
+            self._set_state(State.OUTBOUND)
+        return seq
+
+    def _send_response(self, pdu: Pdu) -> None:
+        seq = pdu.sequence_number
+        cid = pdu.command_id
+        if self.state is State.CLOSED:
+            raise LocalProtocolError("the session is closed", command_id=cid)
+        if seq not in self._inbound and cid != _GENERIC_NACK:
+            raise LocalProtocolError(
+                f"{pdu.command_name} {seq} answers no request the peer is waiting on",
+                command_id=cid,
+                sequence_number=seq,
+            )
+        self._inbound.discard(seq)
+        self._out.append(ENCODERS[type(pdu)](pdu, seq))
+        if cid in BIND_RESPONSES and self._pending_bind is not None:
+            bind = self._pending_bind
+            self._pending_bind = None
+            if pdu.command_status == 0 and cid == bind | RESPONSE_BIT:
+                self._set_state(BIND_STATES[bind])
+            else:
+                self._set_state(State.OPEN)
+
+    def _queue(self, pdu: Pdu, seq: int) -> None:
+        """Queue an automatic answer (not tracked as an inbound request)."""
+        self._out.append(ENCODERS[type(pdu)](pdu, seq))
+
+    def data_to_send(self) -> bytes:
+        """Everything queued since the last call, as one buffer (for one ``send_all``)."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def send_failed(self, reason: str = "transport failed") -> None:
+        """The driver could not deliver our bytes: the session is over."""
+        self._out.clear()
+        self._close(reason)
+
+    def close(self, reason: str = "closed locally") -> None:
+        """End the session without the unbind handshake (or after it)."""
+        self._close(reason, clean=self.state is State.UNBOUND)
+
+    # ------------------------------------------------------------------ timers
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` must next be called, or None when no timer runs."""
+        if self.state is State.CLOSED:
+            return None
+        best: float | None = None
+        dl = self._deadlines
+        while dl and self._outstanding.get(dl[0][1]) is not dl[0][2]:
+            dl.popleft()  # answered already: drop lazily
+        if dl:
+            best = dl[0][0]
+        cfg = self.config
+        state = self.state
+        if state in BOUND_STATES:
+            if cfg.enquire_link_interval is not None and self._enquire_seq is None:
+                due = self._last_rx + cfg.enquire_link_interval
+                best = due if best is None or due < best else best
+            if cfg.inactivity_timeout is not None:
+                due = self._last_rx + cfg.inactivity_timeout
+                best = due if best is None or due < best else best
+        elif state is State.OPEN and cfg.session_init_timeout is not None:
+            due = self._opened_at + cfg.session_init_timeout
+            best = due if best is None or due < best else best
+        return best
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every timer due at ``now``: response timeouts, enquire_link, session timers."""
+        self._now = now
+        if self.state is State.CLOSED:
+            return
+        dl = self._deadlines
+        outstanding = self._outstanding
+        while dl and dl[0][0] <= now:
+            _, seq, entry = dl.popleft()
+            if outstanding.get(seq) is not entry:
+                continue
+            del outstanding[seq]
+            if entry.windowed:
+                self._windowed -= 1
+            cid = entry.pdu.command_id
+            if cid == _ENQUIRE:
+                self._enquire_seq = None
+                self._close("no enquire_link_resp within the enquire_link timeout")
+                return
+            if cid in BIND_STATES:
+                self._pending_bind = None
+                self._set_state(State.OPEN)
+            elif cid == _UNBIND:
+                self._set_state(State.UNBOUND)
+            self._events.append(ResponseTimedOut(entry.pdu, seq))
+        cfg = self.config
+        state = self.state
+        if state in BOUND_STATES:
+            idle = now - self._last_rx
+            if cfg.inactivity_timeout is not None and idle >= cfg.inactivity_timeout:
+                self._close(f"no PDU from the peer for {idle:.1f}s (inactivity timeout)")
+                return
+            if (
+                cfg.enquire_link_interval is not None
+                and self._enquire_seq is None
+                and idle >= cfg.enquire_link_interval
+            ):
+                self._enquire_seq = self._send_request(EnquireLink(), None)
+        elif (
+            state is State.OPEN
+            and cfg.session_init_timeout is not None
+            and now - self._opened_at >= cfg.session_init_timeout
+        ):
+            self._close("no bind within the session init timeout")
+
+    # ------------------------------------------------------------------ internals
+
+    def _set_state(self, new: State) -> None:
+        old = self.state
+        if old is new:
+            return
+        if new in BOUND_STATES:
+            self._bound_state = new
+        elif new is State.OPEN or new is State.CLOSED:
+            self._bound_state = None
+        self.state = new
+        if new is State.OPEN:
+            self._opened_at = self._now
+        self._events.append(StateChanged(old, new))
+
+    def _close(self, reason: str, *, clean: bool = False) -> None:
+        if self.state is State.CLOSED:
+            return
+        leftover = tuple(e.pdu for e in self._outstanding.values() if e.pdu.command_id != _ENQUIRE)
+        self._outstanding.clear()
+        self._deadlines.clear()
+        self._windowed = 0
+        self._inbound.clear()
+        self._enquire_seq = None
+        self._pending_bind = None
+        self.closed_reason = reason
+        self._set_state(State.CLOSED)
+        self._events.append(ConnectionClosed(reason, leftover, clean))
+
+
+__all__ = ["Connection", "SessionConfig", "WindowFull"]

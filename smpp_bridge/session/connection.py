@@ -14,8 +14,10 @@ submit_sm on the SMSC side, binds on the SMSC side) is an event the driver answe
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass
+from itertools import count
 
 from ..codec.constants import MAX_SEQUENCE, RESPONSE_BIT, CommandId, CommandStatus
 from ..codec.framing import Framer
@@ -44,7 +46,6 @@ from .events import (
     _NeedData,
 )
 from .state import (
-    BIND_RESPONSES,
     BIND_STATES,
     BOUND_STATES,
     PERMISSIONS,
@@ -57,6 +58,11 @@ C = CommandId
 _ENQUIRE = C.enquire_link
 _UNBIND = C.unbind
 _GENERIC_NACK = C.generic_nack
+# The session_init timer runs until a bind arrives: from connect (OPEN), and through an outbind
+# the ESME never answers (OUTBOUND; smpp-facts 9.1, v5.0 applicability).
+_AWAITING_BIND = frozenset({State.OPEN, State.OUTBOUND})
+# A bind here is a second bind on a bound (or binding) session: ESME_RALYBND, not RINVBNDSTS.
+_HOLDS_BIND = BOUND_STATES | {State.BINDING, State.UNBINDING}
 
 
 class WindowFull(LocalProtocolError):
@@ -114,10 +120,14 @@ class Connection:
         self._out: list[bytes] = []
         self._events: deque[Event] = deque()
         self._outstanding: dict[int, _Outstanding] = {}
-        self._deadlines: deque[tuple[float, int, _Outstanding]] = deque()
+        # A heap, not a FIFO: timeouts differ per request (enquire_link's is shorter, callers
+        # pass their own), so send order is not deadline order. The counter breaks ties.
+        self._deadlines: list[tuple[float, int, int, _Outstanding]] = []
+        self._tiebreak = count()
         self._windowed = 0
         self._next_seq = 1
-        self._inbound: set[int] = set()  # sequence numbers of peer requests not yet answered
+        # Peer requests not yet answered: sequence number -> command_id.
+        self._inbound: dict[int, int] = {}
         self._bound_state: State | None = None  # the bound state kept through UNBINDING
         self._pending_bind: int | None = None  # command_id of the bind in flight
         self._enquire_seq: int | None = None
@@ -166,7 +176,11 @@ class Connection:
             for frame in frames:
                 self._handle_frame(frame)
                 if self.closed_reason is not None:
-                    break
+                    return
+        # The framer hands out the good frames before a bad header and keeps the error for
+        # its next feed; the peer may send nothing more, so answer and close now.
+        if self._framer.error is not None:
+            self._protocol_error(self._framer.error)
 
     def next_event(self) -> Event | _NeedData:
         """The next event, or ``NEED_DATA`` when more bytes (or a timer) are needed."""
@@ -193,16 +207,17 @@ class Connection:
             self._handle_request(pdu)
 
     def _handle_response(self, pdu: Pdu) -> None:
-        entry = self._outstanding.pop(pdu.sequence_number, None)
-        if entry is None:
+        entry = self._outstanding.get(pdu.sequence_number)
+        if entry is None or (
+            pdu.command_id != entry.pdu.command_id | RESPONSE_BIT
+            and pdu.command_id != _GENERIC_NACK
+        ):
+            # Late, duplicated, or of the wrong type for this sequence: the request (if any)
+            # stays outstanding.
             self._events.append(UnexpectedResponse(pdu))
             return
+        del self._outstanding[pdu.sequence_number]
         request = entry.pdu
-        if pdu.command_id != request.command_id | RESPONSE_BIT and pdu.command_id != _GENERIC_NACK:
-            # A response of the wrong type for this sequence: put the request back and report.
-            self._outstanding[pdu.sequence_number] = entry
-            self._events.append(UnexpectedResponse(pdu))
-            return
         if entry.windowed:
             self._windowed -= 1
         rcid = request.command_id
@@ -240,7 +255,7 @@ class Connection:
             self._events.append(UnbindReceived(pdu))
             return
         if pdu.response_type is not None:
-            self._inbound.add(seq)
+            self._inbound[seq] = cid
         if cid in BIND_STATES:
             self._pending_bind = cid
             self._set_state(State.BINDING)
@@ -250,7 +265,7 @@ class Connection:
 
     def _reject(self, pdu: Pdu) -> None:
         cid = pdu.command_id
-        if cid in BIND_STATES and self.state is not State.OPEN:
+        if cid in BIND_STATES and self.state in _HOLDS_BIND:
             status = CommandStatus.ESME_RALYBND
         else:
             status = CommandStatus.ESME_RINVBNDSTS
@@ -321,7 +336,7 @@ class Connection:
             deadline = self._now + timeout
             entry = _Outstanding(pdu, deadline, windowed)
             self._outstanding[seq] = entry
-            self._deadlines.append((deadline, seq, entry))
+            heapq.heappush(self._deadlines, (deadline, next(self._tiebreak), seq, entry))
             if windowed:
                 self._windowed += 1
         self._out.append(data)
@@ -339,25 +354,30 @@ class Connection:
         cid = pdu.command_id
         if self.state is State.CLOSED:
             raise LocalProtocolError("the session is closed", command_id=cid)
-        if seq not in self._inbound and cid != _GENERIC_NACK:
+        request = self._inbound.get(seq)
+        if cid != _GENERIC_NACK and (request is None or cid != request | RESPONSE_BIT):
             raise LocalProtocolError(
                 f"{pdu.command_name} {seq} answers no request the peer is waiting on",
                 command_id=cid,
                 sequence_number=seq,
             )
-        self._inbound.discard(seq)
-        self._out.append(ENCODERS[type(pdu)](pdu, seq))
-        if cid in BIND_RESPONSES and self._pending_bind is not None:
-            bind = self._pending_bind
+        data = ENCODERS[type(pdu)](pdu, seq)  # may raise FieldError: nothing changes then
+        self._inbound.pop(seq, None)
+        self._out.append(data)
+        if request is not None and request in BIND_STATES:
             self._pending_bind = None
-            if pdu.command_status == 0 and cid == bind | RESPONSE_BIT:
-                self._set_state(BIND_STATES[bind])
+            if pdu.command_status == 0 and cid != _GENERIC_NACK:
+                self._set_state(BIND_STATES[request])
             else:
                 self._set_state(State.OPEN)
 
     def _queue(self, pdu: Pdu, seq: int) -> None:
         """Queue an automatic answer (not tracked as an inbound request)."""
         self._out.append(ENCODERS[type(pdu)](pdu, seq))
+
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._out)
 
     def data_to_send(self) -> bytes:
         """Everything queued since the last call, as one buffer (for one ``send_all``)."""
@@ -385,8 +405,8 @@ class Connection:
             return None
         best: float | None = None
         dl = self._deadlines
-        while dl and self._outstanding.get(dl[0][1]) is not dl[0][2]:
-            dl.popleft()  # answered already: drop lazily
+        while dl and self._outstanding.get(dl[0][2]) is not dl[0][3]:
+            heapq.heappop(dl)  # answered already: drop lazily
         if dl:
             best = dl[0][0]
         cfg = self.config
@@ -398,7 +418,7 @@ class Connection:
             if cfg.inactivity_timeout is not None:
                 due = self._last_rx + cfg.inactivity_timeout
                 best = due if best is None or due < best else best
-        elif state is State.OPEN and cfg.session_init_timeout is not None:
+        elif state in _AWAITING_BIND and cfg.session_init_timeout is not None:
             due = self._opened_at + cfg.session_init_timeout
             best = due if best is None or due < best else best
         return best
@@ -411,14 +431,16 @@ class Connection:
         dl = self._deadlines
         outstanding = self._outstanding
         while dl and dl[0][0] <= now:
-            _, seq, entry = dl.popleft()
+            _, _, seq, entry = heapq.heappop(dl)
             if outstanding.get(seq) is not entry:
                 continue
             del outstanding[seq]
             if entry.windowed:
                 self._windowed -= 1
             cid = entry.pdu.command_id
-            if cid == _ENQUIRE:
+            if seq == self._enquire_seq:
+                # Our own keepalive went unanswered: the link is dead. (An enquire_link the
+                # driver sent itself times out like any request below.)
                 self._enquire_seq = None
                 self._close("no enquire_link_resp within the enquire_link timeout")
                 return
@@ -442,7 +464,7 @@ class Connection:
             ):
                 self._enquire_seq = self._send_request(EnquireLink(), None)
         elif (
-            state is State.OPEN
+            state in _AWAITING_BIND
             and cfg.session_init_timeout is not None
             and now - self._opened_at >= cfg.session_init_timeout
         ):
@@ -466,7 +488,10 @@ class Connection:
     def _close(self, reason: str, *, clean: bool = False) -> None:
         if self.state is State.CLOSED:
             return
-        leftover = tuple(e.pdu for e in self._outstanding.values() if e.pdu.command_id != _ENQUIRE)
+        # Every request the driver sent is listed; only the session's own keepalive is not.
+        leftover = tuple(
+            (seq, e.pdu) for seq, e in self._outstanding.items() if seq != self._enquire_seq
+        )
         self._outstanding.clear()
         self._deadlines.clear()
         self._windowed = 0

@@ -91,8 +91,9 @@ class UnbindReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed(Event):
-    """The session is over. ``outstanding`` are requests that never got a response."""
+    """The session is over. ``outstanding`` are the requests (by sequence number) that never
+    got a response: their outcome is unknown, and the driver must report or retry each."""
 
     reason: str
-    outstanding: tuple[Pdu, ...] = field(default=())
+    outstanding: tuple[tuple[int, Pdu], ...] = field(default=())
     clean: bool = False

@@ -1,0 +1,399 @@
+"""The async driver: one sans-IO ``Connection`` over one anyio byte stream.
+
+One reader task decodes every PDU of each receive and resolves waiters by sequence number; one
+writer task sends everything queued since its last wake-up in a single ``send`` (callers only
+queue bytes and poke it, so a burst of submits leaves as one write); a timer task feeds the
+clock to the session; an inbound task runs the application's handler for peer requests and sends
+the response only after the handler returns. The driver serves both ends: the client (ESME) and
+the simulator (SMSC) use it alike.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from ..codec.constants import CommandStatus
+from ..codec.pdus import Pdu
+from ..errors import CommandStatusError, SmppError
+from ..session import (
+    Connection,
+    ConnectionClosed,
+    ProtocolErrorReceived,
+    RequestReceived,
+    RequestRejected,
+    ResponseReceived,
+    ResponseTimedOut,
+    State,
+    UnexpectedResponse,
+)
+from ..session.connection import WindowFull
+
+
+class SessionClosedError(SmppError):
+    """The session ended before this request got its response; the outcome is unknown."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"session closed: {reason}")
+        self.reason = reason
+
+
+class ResponseTimeoutError(SmppError):
+    """No response within the response timeout: the request may or may not have been processed."""
+
+    def __init__(self, command_name: str, sequence_number: int) -> None:
+        super().__init__(f"no response to {command_name} seq {sequence_number} in time")
+        self.sequence_number = sequence_number
+
+
+# Called (synchronously, from the reader) when a request settles: (request, response, error).
+Callback = Callable[[Pdu, Pdu | None, BaseException | None], None]
+# The application's answer to a peer request: None (default OK response), a status, or a PDU.
+RequestHandler = Callable[[Pdu], Awaitable[Pdu | int | None]]
+
+
+class Deferred(enum.Enum):
+    """The type of ``DEFERRED``."""
+
+    DEFERRED = "deferred"
+
+
+# An inline handler's answer meaning "taken: I answer it later myself (``send_pdu``) or never".
+# The simulator uses it for delayed and dropped responses without a task per request.
+DEFERRED: Final = Deferred.DEFERRED
+
+# A synchronous first look at each peer request, inline in the reader (no task switch): return
+# the response PDU to queue it at once, ``DEFERRED`` to take it over, or None to hand the
+# request to the async handler.
+InlineHandler = Callable[[Pdu], Pdu | Deferred | None]
+
+
+class _Waiter:
+    __slots__ = ("error", "event", "response")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.response: Pdu | None = None
+        self.error: BaseException | None = None
+
+    def __call__(self, request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
+        self.response = response
+        self.error = error
+        self.event.set()
+
+
+def tune_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
+    """Disable Nagle on the stream's socket; return the raw socket (None if not a socket)."""
+    try:
+        sock: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    except anyio.TypedAttributeLookupError:
+        return None
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    return None
+
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class Driver:
+    """Runs a ``Connection`` over a byte stream. Use ``run()`` inside a task group."""
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        conn: Connection,
+        *,
+        on_request: RequestHandler | None = None,
+        inline_handler: InlineHandler | None = None,
+        receive_size: int = 65536,
+    ) -> None:
+        self.stream = stream
+        self.conn = conn
+        self.on_request = on_request
+        self.inline_handler = inline_handler
+        self._receive_size = receive_size
+        self._callbacks: dict[int, Callback] = {}
+        self._write_wanted = anyio.Event()
+        self._window_event = anyio.Event()
+        self._closed = anyio.Event()
+        self._inbound_send, self._inbound_recv = anyio.create_memory_object_stream[list[Pdu]](
+            math.inf
+        )
+        self._raw_socket = tune_socket(stream)
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.closed_reason: str | None = None
+        self.unexpected: int = 0  # responses that matched nothing (late, duplicated)
+        self.protocol_errors: int = 0
+        self.bytes_sent = 0
+        self.writes = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the reader, writer, timer and inbound tasks until the session closes."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._reader)
+                tg.start_soon(self._writer)
+                tg.start_soon(self._timer)
+                tg.start_soon(self._inbound)
+                task_status.started()
+                await self._closed.wait()
+                # Last words (an unbind_resp, a generic_nack) go out before the socket closes.
+                with anyio.move_on_after(1.0, shield=True):
+                    await self.flush()
+                tg.cancel_scope.cancel()
+        finally:
+            self._tg = None
+            if not self._closed.is_set():
+                self.conn.close("driver stopped")
+                self._dispatch()
+            self._inbound_send.close()
+            self._inbound_recv.close()
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # ------------------------------------------------------------------ requests
+
+    def start_request(self, pdu: Pdu, callback: Callback, *, timeout: float | None = None) -> int:
+        """Queue a request now (no await); ``callback`` fires when it settles.
+
+        Raises ``WindowFull`` if the window is full and ``LocalProtocolError`` if the PDU is not
+        allowed in the current state; ``SessionClosedError`` once the session is over.
+        """
+        if self.closed_reason is not None:
+            raise SessionClosedError(self.closed_reason)
+        seq = self.conn.send(pdu, anyio.current_time(), timeout=timeout)
+        if pdu.response_type is not None:
+            self._callbacks[seq] = callback
+        self._write_wanted.set()
+        return seq
+
+    async def wait_window(self) -> None:
+        """Return once a window slot is free (raises ``SessionClosedError`` if it never will)."""
+        while self.conn.window_free <= 0:
+            if self.closed_reason is not None:
+                raise SessionClosedError(self.closed_reason)
+            if self._window_event.is_set():
+                self._window_event = anyio.Event()
+            await self._window_event.wait()
+        if self.closed_reason is not None:
+            raise SessionClosedError(self.closed_reason)
+
+    async def request(self, pdu: Pdu, *, timeout: float | None = None, check: bool = True) -> Pdu:
+        """Send a request, wait for its response and return it.
+
+        With ``check`` (the default) a non-zero command_status raises ``CommandStatusError``.
+        """
+        while True:
+            await self.wait_window()
+            waiter = _Waiter()
+            try:
+                self.start_request(pdu, waiter, timeout=timeout)
+            except WindowFull:
+                continue
+            break
+        await waiter.event.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        response = waiter.response
+        assert response is not None
+        if check and response.command_status != 0:
+            raise CommandStatusError(response.command_status, pdu.command_name)
+        return response
+
+    def send_pdu(self, pdu: Pdu) -> None:
+        """Queue a PDU that needs no waiter (a response, or a request whose answer is ignored)."""
+        if self.closed_reason is not None:
+            raise SessionClosedError(self.closed_reason)
+        self.conn.send(pdu, anyio.current_time())
+        self._write_wanted.set()
+
+    async def flush(self) -> None:
+        """Write whatever the session has queued, now, from the calling task."""
+        data = self.conn.data_to_send()
+        if data:
+            await self._write(data)
+
+    def close(self, reason: str = "closed locally") -> None:
+        """End the session at once (outstanding requests fail with ``SessionClosedError``)."""
+        self.conn.close(reason)
+        self._dispatch()
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _reader(self) -> None:
+        conn = self.conn
+        receive = self.stream.receive
+        size = self._receive_size
+        sock = self._raw_socket
+        while self.closed_reason is None:
+            try:
+                data = await receive(size)
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                data = b""
+            except OSError as exc:
+                conn.send_failed(f"receive failed: {exc}")
+                self._dispatch()
+                return
+            if sock is not None and _QUICKACK is not None and data:
+                # Answer the peer's segments at once: a peer that leaves Nagle on would
+                # otherwise wait for our delayed ACK (40 ms stalls).
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                except OSError:
+                    sock = None
+            conn.receive_data(data, anyio.current_time())
+            self._dispatch()
+            if not data:
+                # End of stream: nothing more will come, whatever the session made of it.
+                if self.closed_reason is None:
+                    self.close("peer closed the connection")
+                return
+
+    async def _writer(self) -> None:
+        conn = self.conn
+        while True:
+            await self._write_wanted.wait()
+            self._write_wanted = anyio.Event()
+            data = conn.data_to_send()
+            if data:
+                await self._write(data)
+            if conn.state is State.UNBOUND:
+                # unbind and unbind_resp have both gone by: the session is over.
+                self.close("unbound")
+            if self.closed_reason is not None:
+                return
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self.stream.send(data)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            self.conn.send_failed(f"send failed: {exc!r}")
+            self._dispatch()
+            return
+        self.bytes_sent += len(data)
+        self.writes += 1
+
+    async def _timer(self) -> None:
+        conn = self.conn
+        while True:
+            deadline = conn.next_deadline()
+            now = anyio.current_time()
+            # Wake at least once a second so a request with a shorter timeout than the ones
+            # already outstanding is still noticed in time.
+            delay = 1.0 if deadline is None else min(max(deadline - now, 0.0), 1.0)
+            await anyio.sleep(delay)
+            conn.handle_timer(anyio.current_time())
+            self._dispatch()
+            if self.closed_reason is not None:
+                return
+
+    async def _inbound(self) -> None:
+        async for batch in self._inbound_recv:
+            for pdu in batch:
+                response = await self._answer(pdu)
+                if response is not None and self.closed_reason is None:
+                    self.conn.send(response, anyio.current_time())
+                    self._write_wanted.set()
+
+    async def _answer(self, pdu: Pdu) -> Pdu | None:
+        if pdu.response_type is None:
+            if self.on_request is not None:
+                await self.on_request(pdu)
+            return None
+        if self.on_request is None:
+            return pdu.response()
+        try:
+            result = await self.on_request(pdu)
+        except Exception:
+            # The application failed: ask the peer to retry later rather than lose the PDU.
+            return pdu.response(CommandStatus.ESME_RX_T_APPN)
+        if result is None:
+            return pdu.response()
+        if isinstance(result, int):
+            return pdu.response(result)
+        return result
+
+    # ------------------------------------------------------------------ events
+
+    def _dispatch(self) -> None:
+        """Act on every event the session produced (runs in whichever task fed it)."""
+        inbound: list[Pdu] | None = None
+        callbacks = self._callbacks
+        freed = False
+        inline = self.inline_handler
+        send = self.conn.send
+        for event in self.conn.events():
+            if isinstance(event, ResponseReceived):
+                freed = True
+                cb = callbacks.pop(event.response.sequence_number, None)
+                if cb is not None:
+                    cb(event.request, event.response, None)
+            elif isinstance(event, RequestReceived):
+                pdu = event.pdu
+                if inline is not None:
+                    answer = inline(pdu)
+                    if answer is not None:
+                        if answer is not DEFERRED:
+                            send(answer)
+                        continue
+                if inbound is None:
+                    inbound = []
+                inbound.append(pdu)
+            elif isinstance(event, ResponseTimedOut):
+                freed = True
+                cb = callbacks.pop(event.sequence_number, None)
+                if cb is not None:
+                    request = event.request
+                    cb(
+                        request,
+                        None,
+                        ResponseTimeoutError(request.command_name, event.sequence_number),
+                    )
+            elif isinstance(event, ConnectionClosed):
+                self._on_closed(event)
+            elif isinstance(event, UnexpectedResponse):
+                self.unexpected += 1
+            elif isinstance(event, ProtocolErrorReceived | RequestRejected):
+                self.protocol_errors += 1
+            # StateChanged and UnbindReceived need no action here: the unbind_resp is queued
+            # and the peer closes after reading it.
+        if inbound:
+            self._inbound_send.send_nowait(inbound)
+        if freed:
+            self._window_event.set()
+        if self.conn.has_data_to_send or self.conn.state is State.UNBOUND:
+            self._write_wanted.set()
+
+    def _on_closed(self, event: ConnectionClosed) -> None:
+        self.closed_reason = event.reason
+        error = SessionClosedError(event.reason)
+        callbacks = self._callbacks
+        self._callbacks = {}
+        for seq, request in event.outstanding:
+            cb = callbacks.pop(seq, None)
+            if cb is not None:
+                cb(request, None, error)
+        self._window_event.set()
+        self._write_wanted.set()
+        self._inbound_send.close()
+        self._closed.set()

@@ -1,0 +1,417 @@
+"""The ESME client: connect, bind, keep alive, submit through a window, unbind on exit.
+
+``open_session`` is the entry point::
+
+    async with open_session("127.0.0.1", 2775, "system", "secret") as smpp:
+        resp = await smpp.submit(SubmitSm(source_addr="ACME", destination_addr="34600000001", ...))
+        parts = await smpp.submit_text("ACME", "+34600000001", "Your code is 1234")
+
+It runs on anyio: trio (our runtime) or asyncio hosts alike.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+import anyio.abc
+
+from ..codec.constants import INTERFACE_VERSION_34, CommandStatus, Npi, Ton
+from ..codec.pdus import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DataSm,
+    DeliverSm,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+)
+from ..codec.segment import Concat, split_text
+from ..codec.text import DEFAULT_PROFILE, EncodingProfile
+from ..errors import CommandStatusError, SmppError
+from ..session import Connection, Role, SessionConfig
+from ..session.connection import WindowFull
+from .delivery import Delivery, parse_delivery
+from .driver import Driver, RequestHandler, SessionClosedError
+
+BindType = Literal["tx", "rx", "trx"]
+_BIND_TYPES: dict[str, type[BindTransmitter]] = {
+    "tx": BindTransmitter,
+    "rx": BindReceiver,
+    "trx": BindTransceiver,
+}
+
+DeliveryHandler = Callable[[Delivery], Awaitable[int | None]]
+
+
+class BindError(CommandStatusError):
+    """The SMSC refused the bind (wrong credentials, too many binds, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """The settled outcome of one request sent through ``submit_stream``.
+
+    Exactly one of ``response`` and ``error`` is set. ``response`` may carry a non-zero
+    command_status (the SMSC rejected it); ``error`` is a timeout (outcome unknown) or the
+    session closing before the response came (outcome unknown too).
+    """
+
+    request: Pdu
+    response: Pdu | None
+    error: BaseException | None
+    tag: object = None
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None and self.response.command_status == 0
+
+    @property
+    def message_id(self) -> str | None:
+        r = self.response
+        return getattr(r, "message_id", None) if r is not None else None
+
+
+def address(addr: str) -> tuple[int, int, str]:
+    """TON, NPI and address for an address as users write it.
+
+    ``+34600000001`` → international E.164 (1/1, without the plus); nine or more digits → 1/1
+    too; fewer digits (a short code) → 0/0, leaving it to the SMSC; anything else →
+    alphanumeric (5/0).
+    """
+    if addr.startswith("+") and addr[1:].isdigit():
+        return Ton.INTERNATIONAL, Npi.ISDN, addr[1:]
+    if addr.isdigit():
+        if len(addr) > 8:
+            return Ton.INTERNATIONAL, Npi.ISDN, addr
+        return Ton.UNKNOWN, Npi.UNKNOWN, addr
+    return Ton.ALPHANUMERIC, Npi.UNKNOWN, addr
+
+
+class Client:
+    """A bound ESME session. Create it with ``open_session``."""
+
+    def __init__(self, driver: Driver, *, profile: EncodingProfile, system_id: str) -> None:
+        self._driver = driver
+        self.profile = profile
+        self.smsc_system_id = system_id
+        self._ref = 0
+
+    @property
+    def driver(self) -> Driver:
+        return self._driver
+
+    @property
+    def connection(self) -> Connection:
+        return self._driver.conn
+
+    @property
+    def closed(self) -> bool:
+        return self._driver.closed
+
+    async def request(self, pdu: Pdu, *, timeout: float | None = None, check: bool = True) -> Pdu:
+        """Send any request and return its response (``CommandStatusError`` if non-zero)."""
+        return await self._driver.request(pdu, timeout=timeout, check=check)
+
+    async def submit(self, pdu: SubmitSm, *, timeout: float | None = None) -> SubmitSmResp:
+        """Submit one submit_sm; return its submit_sm_resp or raise ``CommandStatusError``."""
+        resp = await self._driver.request(pdu, timeout=timeout)
+        assert isinstance(resp, SubmitSmResp)
+        return resp
+
+    def next_reference(self) -> int:
+        """A concatenation reference number for the next multipart message (16-bit, wrapping)."""
+        self._ref = (self._ref + 1) & 0xFFFF
+        return self._ref
+
+    def build_text(
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        encoding: str = "auto",
+        concat: Concat = "udh8",
+        registered_delivery: int = 1,
+        max_parts: int = 255,
+        template: SubmitSm | None = None,
+    ) -> list[SubmitSm]:
+        """The submit_sm PDUs of one text message, segmented under the session's profile."""
+        split = split_text(
+            text,
+            profile=self.profile,
+            encoding=encoding,
+            concat=concat,
+            reference=self.next_reference(),
+            max_parts=max_parts,
+        )
+        s_ton, s_npi, s_addr = address(source)
+        d_ton, d_npi, d_addr = address(destination)
+        base = template or SubmitSm()
+        out: list[SubmitSm] = []
+        for seg in split.segments:
+            out.append(
+                SubmitSm(
+                    service_type=base.service_type,
+                    source_addr_ton=s_ton,
+                    source_addr_npi=s_npi,
+                    source_addr=s_addr,
+                    dest_addr_ton=d_ton,
+                    dest_addr_npi=d_npi,
+                    destination_addr=d_addr,
+                    esm_class=base.esm_class | seg.esm_class,
+                    protocol_id=base.protocol_id,
+                    priority_flag=base.priority_flag,
+                    schedule_delivery_time=base.schedule_delivery_time,
+                    validity_period=base.validity_period,
+                    registered_delivery=registered_delivery,
+                    data_coding=split.data_coding,
+                    short_message=seg.short_message,
+                    tlvs=base.tlvs + seg.tlvs,
+                )
+            )
+        return out
+
+    async def submit_text(
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        encoding: str = "auto",
+        concat: Concat = "udh8",
+        registered_delivery: int = 1,
+        max_parts: int = 255,
+        timeout: float | None = None,
+    ) -> list[SubmitSmResp]:
+        """Segment and submit one text; return every part's submit_sm_resp, in part order.
+
+        Parts are sent in order on this one bind. If a part is rejected, ``CommandStatusError``
+        is raised (parts already accepted stay accepted).
+        """
+        pdus = self.build_text(
+            source,
+            destination,
+            text,
+            encoding=encoding,
+            concat=concat,
+            registered_delivery=registered_delivery,
+            max_parts=max_parts,
+        )
+        results: list[SubmitSmResp] = []
+        for pdu in pdus:
+            results.append(await self.submit(pdu, timeout=timeout))
+        return results
+
+    async def submit_stream(
+        self,
+        pdus: Iterable[Pdu] | AsyncIterable[Pdu],
+        *,
+        tags: Iterable[object] | None = None,
+        yield_every: int = 32,
+    ) -> AsyncIterator[list[SubmitResult]]:
+        """Pipeline many requests through the window; yield settled results in batches.
+
+        The producer blocks only while the window is full; results arrive in completion order,
+        a batch per wake-up (one list per batch, not one object per message, keeps the per-
+        message cost low). Every request yields exactly one result.
+        """
+        driver = self._driver
+        done: list[SubmitResult] = []
+        wake = anyio.Event()
+        pending = 0
+        finished_feeding = False
+        feed_error: list[BaseException] = []
+
+        def settle(request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
+            nonlocal wake
+            done.append(SubmitResult(request, response, error))
+            wake.set()
+
+        tag_iter = iter(tags) if tags is not None else None
+
+        def make_callback(tag: object) -> Callable[[Pdu, Pdu | None, BaseException | None], None]:
+            def cb(request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
+                done.append(SubmitResult(request, response, error, tag))
+                wake.set()
+
+            return cb
+
+        async def feed() -> None:
+            nonlocal pending, finished_feeding
+            count = 0
+            try:
+                if isinstance(pdus, AsyncIterable):
+                    async for pdu in pdus:
+                        await send_one(pdu)
+                        count += 1
+                        if count % yield_every == 0:
+                            await anyio.lowlevel.checkpoint()
+                else:
+                    for pdu in pdus:
+                        await send_one(pdu)
+                        count += 1
+                        if count % yield_every == 0:
+                            await anyio.lowlevel.checkpoint()
+            except BaseException as exc:
+                feed_error.append(exc)
+                raise
+            finally:
+                finished_feeding = True
+                wake.set()
+
+        async def send_one(pdu: Pdu) -> None:
+            nonlocal pending
+            callback = make_callback(next(tag_iter)) if tag_iter is not None else settle
+            while True:
+                if driver.conn.window_free <= 0:
+                    await driver.wait_window()
+                try:
+                    driver.start_request(pdu, callback)
+                except WindowFull:
+                    continue
+                except SessionClosedError as exc:
+                    callback(pdu, None, exc)
+                    return
+                pending += 1
+                return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(feed)
+            delivered = 0
+            while True:
+                if not done:
+                    if finished_feeding and delivered >= pending:
+                        break
+                    await wake.wait()
+                    wake = anyio.Event()
+                    continue
+                batch = done[:]
+                done.clear()
+                delivered += sum(1 for r in batch if r.request is not None)
+                yield batch
+        if feed_error:
+            raise feed_error[0]
+
+    async def unbind(self, timeout: float = 5.0) -> None:
+        """Unbind (waiting up to ``timeout`` for unbind_resp) and close the session."""
+        driver = self._driver
+        if driver.closed:
+            return
+        with anyio.move_on_after(timeout):
+            with suppress(SmppError, anyio.ClosedResourceError):
+                await driver.request(Unbind(), check=False, timeout=timeout)
+        driver.close("unbound")
+
+
+async def _connect(
+    host: str, port: int, tls: ssl.SSLContext | bool | None, connect_timeout: float
+) -> anyio.abc.ByteStream:
+    with anyio.fail_after(connect_timeout):
+        if tls:
+            context = tls if isinstance(tls, ssl.SSLContext) else ssl.create_default_context()
+            return await anyio.connect_tcp(
+                host, port, tls=True, ssl_context=context, tls_standard_compatible=False
+            )
+        return await anyio.connect_tcp(host, port)
+
+
+@asynccontextmanager
+async def open_session(
+    host: str,
+    port: int,
+    system_id: str,
+    password: str,
+    bind: BindType = "trx",
+    *,
+    tls: ssl.SSLContext | bool | None = None,
+    window: int = 10,
+    system_type: str = "",
+    interface_version: int = INTERFACE_VERSION_34,
+    address_range: str = "",
+    response_timeout: float = 30.0,
+    enquire_link_interval: float | None = 30.0,
+    enquire_link_timeout: float = 10.0,
+    bind_timeout: float = 10.0,
+    connect_timeout: float = 10.0,
+    profile: EncodingProfile = DEFAULT_PROFILE,
+    on_delivery: DeliveryHandler | None = None,
+    on_request: RequestHandler | None = None,
+    stream: anyio.abc.ByteStream | None = None,
+) -> AsyncIterator[Client]:
+    """Connect (TCP, or TLS with certificate verification by default), bind, and yield a
+    ``Client``; on exit, unbind and close.
+
+    Incoming deliver_sm/data_sm go to ``on_delivery`` as parsed ``Delivery`` objects (receipt
+    or inbound text); its return value (None = OK, or a command_status) becomes the response,
+    sent only after it returns. ``on_request`` takes raw PDUs instead, for anything else.
+    ``stream`` replaces the TCP connection (tests use an in-memory stream pair).
+    """
+    try:
+        bind_cls = _BIND_TYPES[bind]
+    except KeyError:
+        raise ValueError(f"bind must be one of tx, rx, trx; got {bind!r}") from None
+    config = SessionConfig(
+        window=window,
+        response_timeout=response_timeout,
+        enquire_link_interval=enquire_link_interval,
+        enquire_link_timeout=enquire_link_timeout,
+    )
+    if stream is None:
+        stream = await _connect(host, port, tls, connect_timeout)
+    conn = Connection(Role.ESME, config, now=anyio.current_time())
+
+    async def handle(pdu: Pdu) -> Pdu | int | None:
+        if on_delivery is not None and isinstance(pdu, DeliverSm | DataSm):
+            return await on_delivery(parse_delivery(pdu, profile))
+        if on_request is not None:
+            return await on_request(pdu)
+        return None
+
+    driver = Driver(stream, conn, on_request=handle)
+    bind_pdu = bind_cls(
+        system_id=system_id,
+        password=password,
+        system_type=system_type,
+        interface_version=interface_version,
+        address_range=address_range,
+    )
+    # Errors from the bind or from the caller's block are re-raised after the driver's task
+    # group has exited, so callers see them as they are, not wrapped in an exception group.
+    saved: BaseException | None = None
+    async with anyio.create_task_group() as tg:
+        await tg.start(driver.run)
+        try:
+            resp = await driver.request(bind_pdu, timeout=bind_timeout, check=False)
+            if resp.command_status != 0:
+                driver.close("bind refused")
+                raise BindError(resp.command_status, f"{bind_cls.command_name} as {system_id!r}")
+            client = Client(driver, profile=profile, system_id=getattr(resp, "system_id", ""))
+            try:
+                yield client
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await client.unbind()
+        except BaseException as exc:
+            saved = exc
+            driver.close("session ended by an error")
+        tg.cancel_scope.cancel()
+    if saved is not None:
+        raise saved
+
+
+__all__ = [
+    "BindError",
+    "BindType",
+    "Client",
+    "CommandStatus",
+    "SubmitResult",
+    "address",
+    "open_session",
+]

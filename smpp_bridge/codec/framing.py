@@ -4,7 +4,10 @@ Frames are sliced straight out of the received chunk when they are whole in it (
 under load: one receive carries many PDUs); only a trailing partial frame is kept, in a
 ``bytearray`` that grows amortised, so a large frame arriving one byte at a time costs linear
 time. A ``command_length`` below 16 or above ``max_length`` is rejected as soon as the header is
-readable, without buffering the body: framing is lost, and the error is fatal.
+readable, without buffering the body: framing is lost, and the error is fatal and sticky. Frames
+completed before the bad header are still returned first (so the output never depends on how the
+stream was chunked); the error is then raised by the next ``feed`` and is visible at once as
+``error``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ class Framer:
         self._buf = bytearray()
         self._need = HEADER_LENGTH  # octets the buffer must hold before parsing again
         self._broken: RemoteProtocolError | None = None
+
+    @property
+    def error(self) -> RemoteProtocolError | None:
+        """The fatal framing error, once a bad ``command_length`` has been seen; else None."""
+        return self._broken
 
     @property
     def buffered(self) -> int:
@@ -61,6 +69,10 @@ class Framer:
                     command_id=cid,
                     fatal=True,
                 )
+                # Nothing after a bad header can be trusted, so nothing is kept; but the frames
+                # completed before it are good and are delivered (the next feed raises).
+                if frames:
+                    return frames
                 raise self._broken
             nxt = pos + length
             if nxt > end:

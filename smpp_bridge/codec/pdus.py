@@ -560,10 +560,11 @@ def _encode_tlvs_checked(cls: type[Pdu], tlvs: object) -> bytes:
     return b"".join(out)
 
 
-def _diagnose(cls: type[Pdu], pdu: Pdu) -> FieldError:
+def _diagnose(cls: type[Pdu], pdu: Pdu, seq: int) -> FieldError:
     """Walk the fields slowly and return the error for the first one that cannot be encoded."""
     try:
-        _check_int(cls, "sequence_number", pdu.sequence_number, 4)
+        # ``seq`` is the number being encoded: the PDU's own or the caller's override.
+        _check_int(cls, "sequence_number", seq, 4)
         _check_int(cls, "command_status", pdu.command_status, 4)
         for name, kind in layout(cls):
             value = getattr(pdu, name)
@@ -643,7 +644,8 @@ def _compile_encoder(cls: type[Pdu]) -> Callable[[Pdu, int], bytes]:
     joined = "".join(f"{e}, " for e in pieces)
     lines.append("    tl = p.tlvs")
     lines.append("    if tl:")
-    lines.append(f"        body = b''.join(({joined}encode_tlvs(cls, tl)))")
+    # The trailing comma keeps it a tuple when there are no mandatory fields (enquire_link...).
+    lines.append(f"        body = b''.join(({joined}encode_tlvs(cls, tl),))")
     lines.append("    else:")
     lines.append(f"        body = b''.join(({joined}))")
     lines.append("    return HEADER(16 + len(body), CID, p.command_status, seq) + body")
@@ -652,8 +654,8 @@ def _compile_encoder(cls: type[Pdu]) -> Callable[[Pdu, int], bytes]:
         "  try:\n"
         + "\n".join("  " + line for line in lines)
         + "\n  except FieldError:\n    raise\n"
-        "  except Exception:\n    raise diagnose(cls, p) from None\n"
-        "  raise diagnose(cls, p)\n"
+        "  except Exception:\n    raise diagnose(cls, p, seq) from None\n"
+        "  raise diagnose(cls, p, seq)\n"
     )
     # ``raise ERR`` jumps to the except branch, which names the field.
     src = src.replace("raise ERR", "raise ValueError")
@@ -694,32 +696,43 @@ def _decode_tlvs(frame: bytes, pos: int, end: int, seq: int, cid: int) -> tuple[
     return tuple(out)
 
 
-def _read_cstr(frame: bytes, pos: int, end: int) -> tuple[str, int]:
-    i = frame.index(0, pos, end)
+def _read_cstr(frame: bytes, pos: int, end: int, max_octets: int) -> tuple[str, int]:
+    # The NUL must come within the field's maximum (sheet 3.1): scanning further would let a
+    # missing terminator swallow the following fields and surface as some later, wrong error.
+    i = frame.index(0, pos, min(end, pos + max_octets))
     return frame[pos:i].decode("latin-1"), i + 1
 
 
 def _decode_dests(frame: bytes, pos: int, end: int) -> tuple[tuple[Destination, ...], int]:
     count = frame[pos]
+    if count == 0:
+        # number_of_dests is 1..254 (v5.0: 255); the encoder refuses an empty list too.
+        raise _BadDests("number_of_dests is 0", S.ESME_RINVNUMDESTS)
     pos += 1
     out: list[Destination] = []
     for _ in range(count):
         flag = frame[pos]
         if flag == 1:
             ton, npi = frame[pos + 1], frame[pos + 2]
-            addr, pos = _read_cstr(frame, pos + 3, end)
+            addr, pos = _read_cstr(frame, pos + 3, end, 21)
             out.append(SmeAddress(addr, ton, npi))
         elif flag == 2:
-            name, pos = _read_cstr(frame, pos + 1, end)
+            name, pos = _read_cstr(frame, pos + 1, end, 21)
             out.append(DistributionList(name))
         else:
-            raise _BadDestFlag(flag)
+            raise _BadDests(
+                f"dest_flag {flag} is neither 1 (SME) nor 2 (distribution list)",
+                S.ESME_RINVDESTFLAG,
+            )
     return tuple(out), pos
 
 
-class _BadDestFlag(Exception):
-    def __init__(self, flag: int) -> None:
-        super().__init__(f"dest_flag {flag} is neither 1 (SME) nor 2 (distribution list)")
+class _BadDests(Exception):
+    """A submit_multi destination list error that has its own command_status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = int(status)
 
 
 def _decode_unsuccess(frame: bytes, pos: int, end: int) -> tuple[tuple[UnsuccessSme, ...], int]:
@@ -728,7 +741,7 @@ def _decode_unsuccess(frame: bytes, pos: int, end: int) -> tuple[tuple[Unsuccess
     out: list[UnsuccessSme] = []
     for _ in range(count):
         ton, npi = frame[pos], frame[pos + 1]
-        addr, pos = _read_cstr(frame, pos + 2, end)
+        addr, pos = _read_cstr(frame, pos + 2, end, 21)
         if pos + 4 > end:
             raise IndexError("error_status_code truncated")
         (code,) = struct.unpack_from(">I", frame, pos)
@@ -749,7 +762,7 @@ def _walk_decode(cls: type[Pdu], frame: bytes, seq: int, status: int) -> RemoteP
                     raise IndexError
                 pos += kind.size
             elif isinstance(kind, CStr):
-                i = frame.index(0, pos, end)
+                i = frame.index(0, pos, min(end, pos + kind.max))
                 if isinstance(kind, Time) and i - pos not in (0, 16):
                     return RemoteProtocolError(
                         f"{cls.command_name}.{name}: time field of {i - pos} characters "
@@ -773,16 +786,20 @@ def _walk_decode(cls: type[Pdu], frame: bytes, seq: int, status: int) -> RemoteP
                 _, pos = _decode_dests(frame, pos, end)
             else:
                 _, pos = _decode_unsuccess(frame, pos, end)
-        except _BadDestFlag as exc:
+        except _BadDests as exc:
             return RemoteProtocolError(
                 f"{cls.command_name}.{name}: {exc}",
-                command_status=S.ESME_RINVDESTFLAG,
+                command_status=exc.status,
                 sequence_number=seq,
                 command_id=cid,
             )
         except (ValueError, IndexError):
             status_for = kind.status if isinstance(kind, CStr) else S.ESME_RINVCMDLEN
-            what = "has no NUL terminator" if isinstance(kind, CStr) else "is truncated"
+            what = (
+                f"has no NUL terminator within {kind.max} octets"
+                if isinstance(kind, CStr)
+                else "is truncated"
+            )
             return RemoteProtocolError(
                 f"{cls.command_name}.{name} {what} (offset {pos}, PDU length {end})",
                 command_status=status_for,
@@ -805,7 +822,7 @@ def _compile_decoder(cls: type[Pdu]) -> Callable[[bytes, int, int], Pdu]:
         "decode_dests": _decode_dests,
         "decode_unsuccess": _decode_unsuccess,
         "walk": _walk_decode,
-        "BadDestFlag": _BadDestFlag,
+        "BadDests": _BadDests,
         "CID": cls.command_id,
     }
     fields = layout(cls)
@@ -842,7 +859,7 @@ def _compile_decoder(cls: type[Pdu]) -> Callable[[bytes, int, int], Pdu]:
                 lines.append(f"    pos += {st.size}")
             args.extend(nm for nm, _ in run)
         elif isinstance(kind, CStr):
-            lines.append("    i = f.index(0, pos)")
+            lines.append(f"    i = f.index(0, pos, pos + {kind.max})")
             if isinstance(kind, Time):
                 lines.append("    if i != pos and i - pos != 16: raise ValueError")
             lines.append(f"    {name} = f[pos:i].decode('latin-1')")
@@ -871,7 +888,7 @@ def _compile_decoder(cls: type[Pdu]) -> Callable[[bytes, int, int], Pdu]:
         f" def decode(f, seq, status, *, {binds}):\n"
         "  try:\n"
         + "\n".join("  " + line for line in lines)
-        + "\n  except (ValueError, IndexError, BadDestFlag):\n"
+        + "\n  except (ValueError, IndexError, BadDests):\n"
         "    raise walk(cls, f, seq, status) from None\n"
         " return decode\n"
     )

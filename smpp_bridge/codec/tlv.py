@@ -250,7 +250,11 @@ def _decode_value(spec: TlvSpec, raw: bytes) -> TlvValue:
             return raw
         return text.decode("latin-1")
     if spec.kind == "flag":
-        return raw[0] if size == 1 else None
+        # No value means "set"; one octet is the v5.0 level; anything longer is malformed and,
+        # like every other malformed value, comes back raw rather than as "no value".
+        if size == 0:
+            return None
+        return raw[0] if size == 1 else raw
     return raw
 
 

@@ -1,0 +1,270 @@
+"""``smpp-bridge send`` and ``smpp-bridge bench``: one message, or a load run, against any SMSC."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import CliError, write_json
+
+if TYPE_CHECKING:
+    from ..client.delivery import Delivery
+    from . import Subparsers
+
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="SMSC host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=2775, help="SMSC port (default 2775)")
+    p.add_argument("--system-id", required=True, help="bind system_id")
+    p.add_argument("--password", default="", help="bind password")
+    p.add_argument("--system-type", default="", help="bind system_type")
+    p.add_argument("--tls", action="store_true", help="connect with TLS (certificates verified)")
+    p.add_argument(
+        "--profile", default="spec", help="encoding profile: spec (default) or reference"
+    )
+
+
+def register(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser(
+        "send",
+        help="send one message (segmented if long) and print its parts as JSON",
+        description="Bind, send one message, optionally wait for its delivery receipt(s).",
+    )
+    _connection_args(p)
+    p.add_argument("--from", dest="source", required=True, help="sender (alphanumeric or +E.164)")
+    p.add_argument("--to", dest="destination", required=True, help="recipient, +E.164")
+    p.add_argument("--text", required=True, help="message text")
+    p.add_argument("--encoding", default="auto", help="auto (default), gsm7, latin9, ucs2, ...")
+    p.add_argument(
+        "--concat", default="udh8", choices=("udh8", "udh16", "sar", "payload"), help="long text"
+    )
+    p.add_argument(
+        "--wait-dlr", type=float, default=0.0, metavar="SECONDS", help="wait for receipts"
+    )
+    p.set_defaults(handler=_send)
+
+    b = subparsers.add_parser(
+        "bench",
+        help="pipeline many submit_sm through one or more binds and print throughput as JSON",
+        description="Load test any SMSC: windowed submits over B binds, optional receipts.",
+    )
+    _connection_args(b)
+    b.add_argument("--count", type=int, default=10_000, help="messages in all (default 10000)")
+    b.add_argument("--window", type=int, default=100, help="window per bind (default 100)")
+    b.add_argument("--binds", type=int, default=1, help="binds in parallel (default 1)")
+    b.add_argument("--dlr", action="store_true", help="request receipts and wait for them")
+    b.add_argument("--dlr-timeout", type=float, default=60.0, help="seconds to wait for receipts")
+    b.add_argument(
+        "--json", action="store_true", help="JSON output (the default; kept for scripts)"
+    )
+    b.add_argument("--text", default="Benchmark message from smpp-bridge", help="message text")
+    b.set_defaults(handler=_bench)
+
+
+def _profile(name: str) -> Any:
+    from ..codec.text import profile_named
+    from ..errors import EncodingError
+
+    try:
+        return profile_named(name)
+    except (EncodingError, KeyError, ValueError) as exc:
+        raise CliError(f"unknown profile {name!r}: {exc}") from None
+
+
+def ids_match(submitted: str, receipted: str) -> bool:
+    """Whether a receipt's id names a submitted message_id: exact (ignoring case and leading
+    zeros), or the same number written in hex in one place and decimal in the other."""
+    a, b = submitted.strip().lower(), receipted.strip().lower()
+    if a.lstrip("0") == b.lstrip("0"):
+        return True
+    try:
+        if a.isdigit() and int(a) == int(b, 16):
+            return True
+        return b.isdigit() and int(b) == int(a, 16)
+    except ValueError:
+        return False
+
+
+def _send(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..client.esme import open_session
+    from ..errors import SmppError
+
+    profile = _profile(args.profile)
+    receipts: list[Delivery] = []
+
+    async def on_delivery(d: Delivery) -> None:
+        if d.receipt is not None:
+            receipts.append(d)
+
+    async def run() -> dict[str, Any]:
+        async with open_session(
+            args.host,
+            args.port,
+            args.system_id,
+            args.password,
+            "trx" if args.wait_dlr > 0 else "tx",
+            tls=bool(args.tls),
+            system_type=args.system_type,
+            profile=profile,
+            on_delivery=on_delivery,
+            enquire_link_interval=None,
+        ) as client:
+            pdus = client.build_text(
+                args.source,
+                args.destination,
+                args.text,
+                encoding=args.encoding,
+                concat=args.concat,
+                registered_delivery=1 if args.wait_dlr > 0 else 0,
+            )
+            responses = [await client.submit(p) for p in pdus]
+            ids = [r.message_id for r in responses]
+            out: dict[str, Any] = {
+                "parts": len(pdus),
+                "data_coding": pdus[0].data_coding,
+                "message_ids": ids,
+            }
+            if args.wait_dlr > 0:
+                with anyio.move_on_after(args.wait_dlr):
+                    while not all(
+                        any(ids_match(i, d.receipt.message_id) for d in receipts if d.receipt)
+                        for i in ids
+                    ):
+                        await anyio.sleep(0.05)
+                dlrs = [
+                    {
+                        "id": d.receipt.message_id,
+                        "status": d.receipt.status,
+                        "stat": d.receipt.stat,
+                        "err": d.receipt.err,
+                    }
+                    for d in receipts
+                    if d.receipt is not None
+                    and any(ids_match(i, d.receipt.message_id) for i in ids)
+                ]
+                out["dlrs"] = dlrs
+                out["dlr"] = dlrs[0] if len(dlrs) == 1 else None
+            return out
+
+    try:
+        result = anyio.run(run, backend="trio")
+    except (SmppError, OSError) as exc:
+        raise CliError(str(exc), kind=type(exc).__name__) from None
+    write_json(result)
+    return 0
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return math.nan
+    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..client.esme import SubmitResult, open_session
+    from ..codec.pdus import SubmitSm
+    from ..errors import SmppError
+
+    if args.count < 1 or args.window < 1 or args.binds < 1:
+        raise CliError("--count, --window and --binds must be at least 1")
+    profile = _profile(args.profile)
+    dlrs = 0
+    latencies: list[float] = []
+    acked = failed = sent = 0
+
+    async def on_delivery(d: Delivery) -> None:
+        nonlocal dlrs
+        if d.receipt is not None:
+            dlrs += 1
+
+    async def one_bind(count: int) -> None:
+        nonlocal acked, failed, sent
+        async with open_session(
+            args.host,
+            args.port,
+            args.system_id,
+            args.password,
+            "trx",
+            tls=bool(args.tls),
+            system_type=args.system_type,
+            window=args.window,
+            profile=profile,
+            on_delivery=on_delivery,
+        ) as client:
+            template = client.build_text(
+                "BENCH", "+34600000000", args.text, registered_delivery=int(args.dlr)
+            )[0]
+            pdus = (
+                SubmitSm(
+                    source_addr_ton=template.source_addr_ton,
+                    source_addr=template.source_addr,
+                    dest_addr_ton=1,
+                    dest_addr_npi=1,
+                    destination_addr=f"346{i % 100_000_000:08d}",
+                    esm_class=template.esm_class,
+                    registered_delivery=template.registered_delivery,
+                    data_coding=template.data_coding,
+                    short_message=template.short_message,
+                )
+                for i in range(count)
+            )
+            # Tags are drawn lazily, as each request is sent: the send time.
+            send_times = (anyio.current_time() for _ in itertools.count())
+            batch: list[SubmitResult]
+            async for batch in client.submit_stream(pdus, tags=send_times):
+                now = anyio.current_time()
+                for r in batch:
+                    sent += 1
+                    if r.ok:
+                        acked += 1
+                    else:
+                        failed += 1
+                    if isinstance(r.tag, float):
+                        latencies.append(now - r.tag)
+            if args.dlr:
+                with anyio.move_on_after(args.dlr_timeout):
+                    while dlrs < acked:
+                        await anyio.sleep(0.01)
+
+    async def run() -> float:
+        start = anyio.current_time()
+        share, extra = divmod(args.count, args.binds)
+        async with anyio.create_task_group() as tg:
+            for b in range(args.binds):
+                tg.start_soon(one_bind, share + (1 if b < extra else 0))
+        return anyio.current_time() - start
+
+    cpu0 = time.process_time()
+    try:
+        elapsed = anyio.run(run, backend="trio")
+    except (SmppError, OSError) as exc:
+        raise CliError(str(exc), kind=type(exc).__name__) from None
+    cpu = time.process_time() - cpu0
+    latencies.sort()
+    write_json(
+        {
+            "sent": sent,
+            "acked": acked,
+            "failed": failed,
+            "dlrs": dlrs,
+            "seconds": round(elapsed, 3),
+            "msgs_per_s": round(acked / elapsed, 1) if elapsed > 0 else None,
+            "latency_ms": {
+                "p50": round(_percentile(latencies, 0.50) * 1000, 3),
+                "p99": round(_percentile(latencies, 0.99) * 1000, 3),
+            },
+            "cpu_s": round(cpu, 3),
+            "cpu_us_per_msg": round(cpu / max(sent, 1) * 1e6, 2),
+            "binds": args.binds,
+            "window": args.window,
+        }
+    )
+    return 0

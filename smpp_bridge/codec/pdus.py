@@ -814,22 +814,17 @@ def _walk_decode(cls: type[Pdu], frame: bytes, seq: int, status: int) -> RemoteP
     )
 
 
-def _compile_decoder(cls: type[Pdu]) -> Callable[[bytes, int, int], Pdu]:
-    """Generate ``decode(frame, seq, status) -> Pdu`` for one PDU type (header already read)."""
-    ns: dict[str, Any] = {
-        "cls": cls,
-        "decode_tlvs": _decode_tlvs,
-        "decode_dests": _decode_dests,
-        "decode_unsuccess": _decode_unsuccess,
-        "walk": _walk_decode,
-        "BadDests": _BadDests,
-        "CID": cls.command_id,
-    }
+def _decoder_lines(cls: type[Pdu], ns: dict[str, Any], var: str) -> list[str]:
+    """Straight-line source that decodes the body of a ``cls`` frame ``f`` (header already in
+    ``seq``/``status``, ``end = len(f)``) and returns the PDU. ``var`` names ``cls`` in ``ns``;
+    helpers it needs are added to ``ns`` under unique names."""
+    ns[var] = cls
+    ns[f"{var}_CID"] = cls.command_id
     fields = layout(cls)
-    lines = ["    end = len(f)", "    pos = 16"]
+    lines = ["pos = 16"]
     if cls.is_response and fields:
         # Error responses usually omit the body (and some peers omit it even on success).
-        lines.append("    if end == 16: return cls(seq, status)")
+        lines.append(f"if end == 16: return {var}(seq, status)")
     args: list[str] = []
     i = 0
     while i < len(fields):
@@ -843,58 +838,83 @@ def _compile_decoder(cls: type[Pdu]) -> Callable[[bytes, int, int], Pdu]:
             if all(k.size == 1 for _, k in run):
                 n = len(run)
                 if n == 1:
-                    lines.append(f"    {name} = f[pos]")
+                    lines.append(f"{name} = f[pos]")
                 else:
                     names = ", ".join(nm for nm, _ in run)
-                    lines.append(f"    {names} = f[pos:pos + {n}]")
-                lines.append(f"    pos += {n}")
+                    lines.append(f"{names} = f[pos:pos + {n}]")
+                lines.append(f"pos += {n}")
             else:
                 fmt = ">" + "".join(_INT_CODES[k.size] for _, k in run)
                 key = f"U{len(ns)}"
                 st = struct.Struct(fmt)
                 ns[key] = st.unpack_from
                 names = ", ".join(nm for nm, _ in run)
-                lines.append(f"    if pos + {st.size} > end: raise IndexError")
-                lines.append(f"    {names}{',' if len(run) == 1 else ''} = {key}(f, pos)")
-                lines.append(f"    pos += {st.size}")
+                lines.append(f"if pos + {st.size} > end: raise IndexError")
+                lines.append(f"{names}{',' if len(run) == 1 else ''} = {key}(f, pos)")
+                lines.append(f"pos += {st.size}")
             args.extend(nm for nm, _ in run)
         elif isinstance(kind, CStr):
-            lines.append(f"    i = f.index(0, pos, pos + {kind.max})")
+            lines.append(f"i = f.index(0, pos, pos + {kind.max})")
             if isinstance(kind, Time):
-                lines.append("    if i != pos and i - pos != 16: raise ValueError")
-            lines.append(f"    {name} = f[pos:i].decode('latin-1')")
-            lines.append("    pos = i + 1")
+                lines.append("if i != pos and i - pos != 16: raise ValueError")
+            lines.append(f"{name} = f[pos:i].decode('latin-1')")
+            lines.append("pos = i + 1")
             args.append(name)
         elif isinstance(kind, ShortMessage):
-            lines.append("    n = f[pos]")
-            lines.append("    pos += 1")
-            lines.append(f"    {name} = f[pos:pos + n]")
-            lines.append("    pos += n")
-            lines.append("    if pos > end: raise IndexError")
+            lines.append("n = f[pos]")
+            lines.append("pos += 1")
+            lines.append(f"{name} = f[pos:pos + n]")
+            lines.append("pos += n")
+            lines.append("if pos > end: raise IndexError")
             args.append(name)
         elif isinstance(kind, DestAddresses):
-            lines.append(f"    {name}, pos = decode_dests(f, pos, end)")
+            lines.append(f"{name}, pos = decode_dests(f, pos, end)")
             args.append(name)
         else:
-            lines.append(f"    {name}, pos = decode_unsuccess(f, pos, end)")
+            lines.append(f"{name}, pos = decode_unsuccess(f, pos, end)")
             args.append(name)
         i += 1
-    lines.append("    tlvs = decode_tlvs(f, pos, end, seq, CID) if pos < end else ()")
+    lines.append(f"tlvs = decode_tlvs(f, pos, end, seq, {var}_CID) if pos < end else ()")
     args.append("tlvs")
-    lines.append(f"    return cls(seq, status, {', '.join(args)})")
-    binds = ", ".join(f"{k}={k}" for k in ns)
+    lines.append(f"return {var}(seq, status, {', '.join(args)})")
+    return lines
+
+
+_DECODER_HELPERS: Final[dict[str, Any]] = {
+    "decode_tlvs": _decode_tlvs,
+    "decode_dests": _decode_dests,
+    "decode_unsuccess": _decode_unsuccess,
+    "walk": _walk_decode,
+    "BadDests": _BadDests,
+}
+
+
+def _build(name: str, signature: str, body: list[str], ns: dict[str, Any]) -> Any:
+    """Compile ``def name(signature)`` as a closure over ``ns`` (free variables are read
+    from cells, as fast as locals, and cost nothing per call)."""
     src = (
         f"def make({', '.join(ns)}):\n"
-        f" def decode(f, seq, status, *, {binds}):\n"
-        "  try:\n"
-        + "\n".join("  " + line for line in lines)
-        + "\n  except (ValueError, IndexError, BadDests):\n"
-        "    raise walk(cls, f, seq, status) from None\n"
-        " return decode\n"
+        f" def {name}({signature}):\n"
+        + "".join(f"  {line}\n" for line in body)
+        + f" return {name}\n"
     )
     scope: dict[str, Any] = {}
-    exec(compile(src, f"<smpp decoder {cls.command_name}>", "exec"), scope)
-    return typing.cast(Callable[[bytes, int, int], Pdu], scope["make"](**ns))
+    exec(compile(src, f"<smpp {name}>", "exec"), scope)
+    return scope["make"](**ns)
+
+
+def _compile_decoder(cls: type[Pdu]) -> Callable[[bytes, int, int], Pdu]:
+    """Generate ``decode(frame, seq, status) -> Pdu`` for one PDU type (header already read)."""
+    ns = dict(_DECODER_HELPERS)
+    body = ["try:", "  end = len(f)"]
+    body += ["  " + line for line in _decoder_lines(cls, ns, "cls")]
+    body += [
+        "except (ValueError, IndexError, BadDests):",
+        "  raise walk(cls, f, seq, status) from None",
+    ]
+    return typing.cast(
+        Callable[[bytes, int, int], Pdu], _build("decode", "f, seq, status", body, ns)
+    )
 
 
 ENCODERS: Final[dict[type[Pdu], Callable[[Pdu, int], bytes]]] = {
@@ -903,9 +923,6 @@ ENCODERS: Final[dict[type[Pdu], Callable[[Pdu, int], bytes]]] = {
 DECODERS: Final[dict[int, Callable[[bytes, int, int], Pdu]]] = {
     cid: _compile_decoder(cls) for cid, cls in PDU_TYPES.items()
 }
-
-_unpack_header = _HEADER.unpack_from
-_get_decoder = DECODERS.get
 
 
 def encode(pdu: Pdu, sequence_number: int | None = None) -> bytes:
@@ -920,37 +937,84 @@ def encode(pdu: Pdu, sequence_number: int | None = None) -> bytes:
     return enc(pdu, pdu.sequence_number if sequence_number is None else sequence_number)
 
 
-def decode(frame: bytes) -> Pdu:
-    """The PDU in ``frame`` (exactly one PDU, header included).
+def _short_frame(frame: bytes) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"PDU of {len(frame)} octets is shorter than the 16-octet header",
+        command_status=S.ESME_RINVCMDLEN,
+        fatal=True,
+    )
 
-    Raises ``RemoteProtocolError`` (and nothing else) for any malformed input; it carries the
-    sequence number, the command_id and the command_status to answer with.
-    """
-    try:
-        length, cid, status, seq = _unpack_header(frame)
-    except struct.error:
-        raise RemoteProtocolError(
-            f"PDU of {len(frame)} octets is shorter than the 16-octet header",
-            command_status=S.ESME_RINVCMDLEN,
-            fatal=True,
-        ) from None
-    if length != len(frame):
-        raise RemoteProtocolError(
-            f"command_length {length} does not match the {len(frame)} octets of the PDU",
-            command_status=S.ESME_RINVCMDLEN,
-            sequence_number=seq,
-            command_id=cid,
-            fatal=True,
-        )
-    dec = _get_decoder(cid)
-    if dec is None:
-        raise RemoteProtocolError(
-            f"unknown command_id 0x{cid:08X}",
-            command_status=S.ESME_RINVCMDID,
-            sequence_number=seq,
-            command_id=cid,
-        )
-    return dec(frame, seq, status)
+
+def _bad_length(length: int, end: int, cid: int, seq: int) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"command_length {length} does not match the {end} octets of the PDU",
+        command_status=S.ESME_RINVCMDLEN,
+        sequence_number=seq,
+        command_id=cid,
+        fatal=True,
+    )
+
+
+def _unknown_command(cid: int, seq: int) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"unknown command_id 0x{cid:08X}",
+        command_status=S.ESME_RINVCMDID,
+        sequence_number=seq,
+        command_id=cid,
+    )
+
+
+# The PDUs of steady-state traffic, most frequent first: their bodies are inlined into
+# ``decode`` (no second call); every other type goes through ``DECODERS``.
+_INLINED: Final[tuple[type[Pdu], ...]] = (
+    SubmitSmResp,
+    DeliverSm,
+    SubmitSm,
+    DeliverSmResp,
+    EnquireLinkResp,
+    EnquireLink,
+)
+
+
+def _compile_decode() -> Callable[[bytes], Pdu]:
+    ns = dict(_DECODER_HELPERS)
+    ns.update(
+        HEADER=_HEADER.unpack_from,
+        struct_error=struct.error,
+        short_frame=_short_frame,
+        bad_length=_bad_length,
+        unknown_command=_unknown_command,
+        get_decoder=DECODERS.get,
+    )
+    body = [
+        "try:",
+        "  length, cid, status, seq = HEADER(f)",
+        "except struct_error:",
+        "  raise short_frame(f) from None",
+        "end = len(f)",
+        "if length != end: raise bad_length(length, end, cid, seq)",
+    ]
+    for n, cls in enumerate(_INLINED):
+        var = f"T{n}"
+        body.append(f"{'if' if n == 0 else 'elif'} cid == {cls.command_id}:")
+        body.append("  try:")
+        body += ["    " + line for line in _decoder_lines(cls, ns, var)]
+        body.append("  except (ValueError, IndexError, BadDests):")
+        body.append(f"    raise walk({var}, f, seq, status) from None")
+    body += [
+        "dec = get_decoder(cid)",
+        "if dec is None: raise unknown_command(cid, seq)",
+        "return dec(f, seq, status)",
+    ]
+    return typing.cast(Callable[[bytes], Pdu], _build("decode", "f", body, ns))
+
+
+decode: Final[Callable[[bytes], Pdu]] = _compile_decode()
+decode.__doc__ = """The PDU in ``frame`` (exactly one PDU, header included).
+
+Raises ``RemoteProtocolError`` (and nothing else) for any malformed input; it carries the
+sequence number, the command_id and the command_status to answer with.
+"""
 
 
 def error_response(error: RemoteProtocolError) -> Pdu | None:

@@ -16,6 +16,10 @@ class Role(Enum):
     ESME = "esme"
     SMSC = "smsc"
 
+    # Members are singletons, so identity hashing agrees with equality; Enum's own __hash__
+    # is Python code and runs on every permission lookup (twice per PDU).
+    __hash__ = object.__hash__
+
 
 class State(Enum):
     OPEN = "open"  # connected, not bound
@@ -27,6 +31,8 @@ class State(Enum):
     UNBINDING = "unbinding"  # unbind sent, unbind_resp pending
     UNBOUND = "unbound"  # unbind exchanged, connection not closed yet
     CLOSED = "closed"
+
+    __hash__ = object.__hash__  # see Role
 
 
 BOUND_STATES: Final = frozenset({State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX})

@@ -1,0 +1,690 @@
+"""One simulated SMSC connection: the same sans-IO ``Connection`` and ``Driver`` as the client,
+in the SMSC role, with the behaviours of the config.
+
+Requests are answered inline, in the driver's reader, as each received batch is dispatched: no
+task and no event per message, and the driver sends every answer of a batch in one write. A
+response that must wait (latency, a delay fault) or never come (a drop) is taken over with
+``DEFERRED`` and, if due, sent later by the simulator's one scheduler task. Receipts and MO
+messages go out as deliver_sm through the session's own window; what does not fit waits in
+order in ``pending``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.abc
+
+from ..client.driver import DEFERRED, Deferred, Driver, SessionClosedError
+from ..codec.constants import INTERFACE_VERSION_34, CommandId, CommandStatus
+from ..codec.pdus import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    CancelBroadcastSm,
+    CancelSm,
+    DataSm,
+    DataSmResp,
+    DeliverSm,
+    Pdu,
+    QueryBroadcastSm,
+    QuerySm,
+    ReplaceSm,
+    SmeAddress,
+    SubmitMulti,
+    SubmitMultiResp,
+    SubmitSm,
+    SubmitSmResp,
+)
+from ..codec.pdus import BroadcastSm as BroadcastSmPdu
+from ..codec.tlv import Tag, Tlv
+from ..errors import LocalProtocolError
+from ..session import Connection, Role, State
+from ..session.connection import WindowFull
+from .behaviours import ReceiptOutcome, TokenBucket, original_text
+from .config import Account, BindType, resolve_status
+from .stats import Counters
+from .stream import SessionStream
+
+if TYPE_CHECKING:
+    from .server import Simulator
+
+C = CommandId
+S = CommandStatus
+
+_Answer = Pdu | Deferred | None  # what an inline handler returns (see Driver)
+
+_BIND_TYPES: Final[dict[type[Pdu], BindType]] = {
+    BindTransmitter: "tx",
+    BindReceiver: "rx",
+    BindTransceiver: "trx",
+}
+_RECEIVES: Final = frozenset({"rx", "trx"})
+# What the simulator answers to the requests it does not carry out (it keeps no message store).
+_NOT_SUPPORTED: Final[dict[type[Pdu], int]] = {
+    QuerySm: S.ESME_RQUERYFAIL,
+    CancelSm: S.ESME_RCANCELFAIL,
+    ReplaceSm: S.ESME_RREPLACEFAIL,
+    BroadcastSmPdu: S.ESME_RBCASTFAIL,
+    QueryBroadcastSm: S.ESME_RBCASTQUERYFAIL,
+    CancelBroadcastSm: S.ESME_RBCASTCANCELFAIL,
+}
+ESM_RECEIPT: Final = 0x04
+ESM_INTERMEDIATE: Final = 0x20
+# registered_delivery: bits 0-1 select the final receipt, bit 4 asks for intermediates.
+RD_FINAL_MASK: Final = 0x03
+RD_INTERMEDIATE: Final = 0x10
+
+# Garbled PDUs for the ``garble`` fault (sequence numbers patched in when sent).
+_GARBLE_HEADERS: Final[dict[str, tuple[int, int]]] = {
+    "command_id": (16, 0x000000F0),  # a reserved command_id: the ESME answers generic_nack
+    "length": (8, C.deliver_sm),  # command_length below the header: framing is lost
+}
+
+
+class AccountState:
+    """An account at run time: its config, counters, binds and receipts waiting for a bind."""
+
+    def __init__(self, config: Account, counters: Counters) -> None:
+        self.config = config
+        self.counters = counters
+        self.sessions: list[SmscSession] = []
+        self.receivers: list[SmscSession] = []
+        self.parked: deque[Outbound] = deque()
+        self._next = 0
+        self.window_status = resolve_status(config.window_status)
+        self.bucket = (
+            TokenBucket(config.tps, config.tps_burst or max(1.0, config.tps))
+            if config.tps is not None
+            else None
+        )
+
+    @property
+    def system_id(self) -> str:
+        return self.config.system_id
+
+    def attach(self, session: SmscSession) -> None:
+        self.sessions.append(session)
+        if session.bind_type in _RECEIVES:
+            self.receivers.append(session)
+
+    def detach(self, session: SmscSession) -> None:
+        if session in self.sessions:
+            self.sessions.remove(session)
+        if session in self.receivers:
+            self.receivers.remove(session)
+
+    def receiver(self) -> SmscSession | None:
+        """The next bound RX/TRX bind, round robin; None when the account has none."""
+        receivers = self.receivers
+        for _ in range(len(receivers)):
+            self._next = (self._next + 1) % len(receivers)
+            session = receivers[self._next]
+            if session.can_receive:
+                return session
+        return None
+
+
+class Outbound:
+    """One deliver_sm the simulator owes an ESME (a receipt or an MO part), until it is
+    acknowledged or given up. It is its own completion callback (no closure per message)."""
+
+    __slots__ = ("account", "attempts", "kind", "origin", "pdu", "sent", "session", "stat")
+
+    def __init__(
+        self,
+        pdu: DeliverSm,
+        kind: str,
+        stat: str,
+        account: AccountState,
+        origin: SmscSession | None,
+    ) -> None:
+        self.pdu = pdu
+        self.kind = kind  # "receipt", "intermediate" or "mo"
+        self.stat = stat
+        self.account = account
+        self.origin = origin  # the submitting bind, for receipts routed to it only
+        self.session: SmscSession | None = None
+        self.attempts = 0
+        self.sent = False
+
+    def __call__(self, request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
+        session = self.session
+        assert session is not None
+        counters = self.account.counters
+        if response is not None and response.command_status == 0:
+            if self.kind == "mo":
+                counters.mo_acked += 1
+            elif self.kind == "receipt":
+                counters.dlrs_acked += 1
+        else:
+            session.sim.redeliver(self)
+        session.drain()
+
+
+class SmscSession:
+    """The simulator's side of one connection. ``run()`` serves it until it ends."""
+
+    def __init__(self, sim: Simulator, stream: anyio.abc.ByteStream) -> None:
+        self.sim = sim
+        self.stream = SessionStream(stream)
+        self.conn = Connection(Role.SMSC, sim.session_config, now=anyio.current_time())
+        self.driver = Driver(self.stream, self.conn, inline_handler=self._inline)
+        self.account: AccountState | None = None
+        self.counters = sim.stats.unbound
+        self.bind_type: BindType | None = None
+        self.closed = False
+        self.pending: deque[Outbound] = deque()
+        self.pdus = 0  # requests seen (the fault counters count these)
+        self.received = 0  # requests that expect an answer counted by the window
+        self._scope: anyio.CancelScope | None = None
+        self._aborting = False
+        self._held: list[Pdu] = []  # requests that arrived during a stall
+        self._mo_sent = 0
+        faults = sim.config.faults
+        self._faulty = faults.counts_pdus
+        self._window: int | None = None
+        self._window_status = int(S.ESME_RTHROTTLED)
+        self._limited = False  # set at bind: a window, a TPS limit or queue-full bursts
+        # Copied from the simulator so the hot path reads them from one place.
+        self._immediate = sim.responses_immediate
+        self._receipts_on = sim.receipts_on
+        self._resp_tlvs = sim.congestion_tlvs
+        self._receipt_tlvs = sim.receipt_tlvs
+        # True while the scheduler (not the driver's reader) runs our handlers: see _queue.
+        self._outside_reader = False
+        self._next_id = sim.ids.next
+        self._format_id = sim.ids.for_response
+        self._handlers: dict[type[Pdu], Callable[[Any], _Answer]] = {
+            SubmitSm: self._submit_sm,
+            DataSm: self._data_sm,
+            SubmitMulti: self._submit_multi,
+            BindTransmitter: self._bind,
+            BindReceiver: self._bind,
+            BindTransceiver: self._bind,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                await self.driver.run()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.closed = True
+        self.stream.resume()
+        account = self.account
+        counters = self.counters
+        counters.protocol_errors += self.driver.protocol_errors + self.driver.unexpected
+        if account is not None:
+            account.detach(self)
+            counters.binds -= 1
+            self.sim.log_event(
+                "closed",
+                system_id=account.system_id,
+                bind=self.bind_type,
+                reason=self.driver.closed_reason or "cancelled",
+            )
+        pending = list(self.pending)
+        self.pending.clear()
+        for out in pending:
+            self.sim.reroute(out)
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection now, without unbind and without answering what is pending."""
+        self._aborting = True
+        self.driver.close(reason)
+        if self._scope is not None:
+            self._scope.cancel()
+
+    # ------------------------------------------------------------------ requests
+
+    def _inline(self, pdu: Pdu) -> _Answer:
+        self.pdus += 1
+        if self._faulty and self._fault(pdu):
+            return DEFERRED
+        # Keyed by type: the handler for a PDU class, found in one dictionary lookup.
+        handler = self._handlers.get(type(pdu))
+        if handler is not None:
+            return handler(pdu)
+        return self._other(pdu)
+
+    def _other(self, pdu: Pdu) -> _Answer:
+        if pdu.response_type is None:
+            return DEFERRED
+        self.received += 1
+        status = _NOT_SUPPORTED.get(type(pdu), S.ESME_RINVCMDID)
+        return self._respond(pdu.response(status))
+
+    def _respond(self, resp: Pdu) -> Pdu | Deferred:
+        if self._immediate:
+            self.stream.queued += 1
+            return resp
+        return self._respond_later(resp)
+
+    def _respond_later(self, resp: Pdu) -> Pdu | Deferred:
+        """Latency and the drop/delay faults: answer now, later, or never."""
+        sim = self.sim
+        faults = sim.config.faults
+        rnd = sim.fault_random
+        if faults.drop_response_probability and rnd() < faults.drop_response_probability:
+            self.counters.responses_dropped += 1
+            self.stream.queued += 1  # never coming: no longer outstanding for the window
+            return DEFERRED
+        delay = sim.latency()
+        if faults.delay_response_probability and rnd() < faults.delay_response_probability:
+            self.counters.responses_delayed += 1
+            delay += sim.delay_response()
+        if delay > 0:
+            sim.scheduler.call_at(self.stream.now + delay, self._send_response, resp)
+            return DEFERRED
+        self.stream.queued += 1
+        return resp
+
+    def _queue(self, pdu: Pdu) -> None:
+        """Queue a PDU ahead of what the current handler returns.
+
+        In the reader the driver writes whatever is queued once the batch is dispatched; from
+        the scheduler the writer must be woken, which ``send_pdu`` does.
+        """
+        if self._outside_reader:
+            self.driver.send_pdu(pdu)
+        else:
+            self.conn.send(pdu)
+
+    def _send_response(self, resp: Pdu) -> None:
+        if self.closed or self.driver.closed:
+            return
+        self.stream.queued += 1
+        self.driver.send_pdu(resp)
+
+    def _admit(self) -> int:
+        """0 if a submit may be accepted now, else the command_status refusing it."""
+        window = self._window
+        stream = self.stream
+        if window is not None and self.received - stream.written > window:
+            return self._window_status
+        sim = self.sim
+        if sim.bursts is not None:
+            status = sim.burst_status(self.counters.submits, stream.now)
+            if status:
+                return status
+        account = self.account
+        assert account is not None  # the session only lets submits through when bound
+        bucket = account.bucket
+        if bucket is not None and not bucket.take(stream.now):
+            return S.ESME_RTHROTTLED
+        return 0
+
+    def _reject(self, pdu: Pdu, status: int) -> _Answer:
+        rejected = self.counters.rejected
+        rejected[status] = rejected.get(status, 0) + 1
+        return self._respond(pdu.response(status, tlvs=self._congestion()))
+
+    def _congestion(self) -> tuple[Tlv, ...]:
+        tlvs = self._resp_tlvs
+        if tlvs is None:
+            outstanding = self.received - self.stream.written
+            level = min(99, outstanding * 100 // (self._window or self.sim.config.server.window))
+            return (Tlv(Tag.congestion_state, bytes((level,))),)
+        return tlvs
+
+    def _submit_sm(self, pdu: SubmitSm) -> _Answer:
+        # The hot path: every line here is paid per message.
+        counters = self.counters
+        counters.submits += 1
+        self.received += 1
+        if self._limited:
+            status = self._admit()
+            if status:
+                return self._reject(pdu, status)
+        number = self._next_id()
+        message_id = self._format_id(number)
+        counters.accepted += 1
+        tlvs = self._resp_tlvs
+        resp = SubmitSmResp(
+            pdu.sequence_number, 0, message_id, tlvs if tlvs is not None else self._congestion()
+        )
+        if pdu.registered_delivery and self._receipts_on:
+            dest = (pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)
+            outs = self._plan_receipts(pdu, number, message_id, dest)
+            if outs:
+                return self._respond_with_receipts(resp, outs)
+        if self._immediate:
+            self.stream.queued += 1
+            return resp
+        return self._respond_later(resp)
+
+    def _data_sm(self, pdu: DataSm) -> _Answer:
+        counters = self.counters
+        counters.submits += 1
+        self.received += 1
+        if self._limited:
+            status = self._admit()
+            if status:
+                return self._reject(pdu, status)
+        number = self._next_id()
+        message_id = self._format_id(number)
+        counters.accepted += 1
+        resp = DataSmResp(pdu.sequence_number, 0, message_id, self._congestion())
+        if pdu.registered_delivery and self._receipts_on:
+            dest = (pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)
+            outs = self._plan_receipts(pdu, number, message_id, dest)
+            if outs:
+                return self._respond_with_receipts(resp, outs)
+        return self._respond(resp)
+
+    def _submit_multi(self, pdu: SubmitMulti) -> _Answer:
+        counters = self.counters
+        counters.submits += 1
+        self.received += 1
+        if self._limited:
+            status = self._admit()
+            if status:
+                return self._reject(pdu, status)
+        number = self._next_id()
+        message_id = self._format_id(number)
+        counters.accepted += 1
+        resp = SubmitMultiResp(pdu.sequence_number, 0, message_id, (), self._congestion())
+        outs: list[tuple[float, Outbound]] = []
+        if pdu.registered_delivery and self._receipts_on:
+            for dest in pdu.dest_addresses:
+                if isinstance(dest, SmeAddress):
+                    addr = (dest.dest_addr_ton, dest.dest_addr_npi, dest.destination_addr)
+                    outs += self._plan_receipts(pdu, number, message_id, addr)
+        if outs:
+            return self._respond_with_receipts(resp, outs)
+        return self._respond(resp)
+
+    # ------------------------------------------------------------------ receipts
+
+    def _plan_receipts(
+        self,
+        pdu: SubmitSm | DataSm | SubmitMulti,
+        number: int,
+        message_id: str,
+        dest: tuple[int, int, str],
+    ) -> list[tuple[float, Outbound]]:
+        """The receipts one accepted message gets, each with its delay from now."""
+        sim = self.sim
+        rd = pdu.registered_delivery
+        outcome = sim.pick_outcome()
+        final = rd & RD_FINAL_MASK
+        if final == 1:
+            want_final = True
+        elif final == 2:
+            want_final = not outcome.success
+        else:
+            want_final = final == 3 and outcome.success
+        intermediates = sim.intermediates if rd & RD_INTERMEDIATE or sim.always_intermediate else ()
+        if not want_final and not intermediates:
+            return []
+        account = self.account
+        assert account is not None
+        wall = self.stream.now + sim.wall_offset
+        delay = sim.receipt_delay()
+        receipt_id = sim.ids.for_receipt(number)
+        text = ""
+        if sim.formatter.include_text and not isinstance(pdu, DataSm):
+            text = original_text(pdu.short_message, pdu.data_coding, pdu.esm_class)
+        origin = self if sim.route_same else None
+        outs: list[tuple[float, Outbound]] = []
+        for step_outcome in intermediates:
+            step = min(sim.intermediate_delay(), delay)
+            built = self._receipt_pdu(
+                pdu, dest, ESM_INTERMEDIATE, receipt_id, message_id, step_outcome, wall, step, text
+            )
+            outs.append((step, Outbound(built, "intermediate", step_outcome.stat, account, origin)))
+        if want_final:
+            built = self._receipt_pdu(
+                pdu, dest, ESM_RECEIPT, receipt_id, message_id, outcome, wall, delay, text
+            )
+            outs.append((delay, Outbound(built, "receipt", outcome.stat, account, origin)))
+        return outs
+
+    def _receipt_pdu(  # noqa: PLR0917 - a private hot-path helper: positional is cheaper
+        self,
+        pdu: SubmitSm | DataSm | SubmitMulti,
+        dest: tuple[int, int, str],
+        esm_class: int,
+        receipt_id: str,
+        message_id: str,
+        outcome: ReceiptOutcome,
+        wall: float,
+        delay: float,
+        text: str,
+    ) -> DeliverSm:
+        """A receipt deliver_sm: from the message's destination back to its source."""
+        sim = self.sim
+        body = sim.formatter.text(receipt_id, outcome, wall, wall + delay, text)
+        tlvs: tuple[Tlv, ...] = ()
+        if self._receipt_tlvs:
+            # receipted_message_id carries the id as submit_sm_resp gave it (the spec's rule),
+            # whatever rendering the text uses.
+            tlvs = (
+                Tlv(Tag.receipted_message_id, message_id.encode("latin-1") + b"\x00"),
+                *outcome.state_tlvs,
+            )
+        return DeliverSm(
+            source_addr_ton=dest[0],
+            source_addr_npi=dest[1],
+            source_addr=dest[2],
+            dest_addr_ton=pdu.source_addr_ton,
+            dest_addr_npi=pdu.source_addr_npi,
+            destination_addr=pdu.source_addr,
+            esm_class=esm_class,
+            data_coding=sim.receipt_data_coding,
+            short_message=body,
+            tlvs=tlvs,
+        )
+
+    def _respond_with_receipts(self, resp: Pdu, outs: list[tuple[float, Outbound]]) -> _Answer:
+        sim = self.sim
+        now = self.stream.now
+        last = 0.0
+        immediate: list[Outbound] = []
+        for delay, out in outs:
+            if delay > 0:
+                sim.scheduler.call_at(now + delay, sim.route, out)
+                last = max(last, delay)
+            else:
+                immediate.append(out)
+        if sim.config.faults.receipt_before_resp:
+            for out in immediate:
+                sim.route(out)
+            if last > 0:
+                # Same due time, scheduled after the receipts: it leaves right after them.
+                sim.scheduler.call_at(now + last, self._send_response, resp)
+                return DEFERRED
+            return self._respond(resp)
+        if not immediate:
+            return self._respond(resp)
+        answer = self._respond(resp)
+        if answer is not DEFERRED:
+            # Queue the response ahead of the receipts it announces.
+            assert isinstance(answer, Pdu)
+            self._queue(answer)
+        for out in immediate:
+            sim.route(out)
+        return DEFERRED
+
+    # ------------------------------------------------------------------ deliver_sm out
+
+    @property
+    def can_receive(self) -> bool:
+        """Whether deliver_sm may be sent on this session now (bound RX/TRX, not ending)."""
+        # Identity tests: hashing an Enum for a set lookup costs more, and this runs per receipt.
+        state = self.conn.state
+        return (state is State.BOUND_TRX or state is State.BOUND_RX) and not self.closed
+
+    def deliver(self, out: Outbound) -> None:
+        """Send a deliver_sm now if the window has room, else queue it in order."""
+        state = self.conn.state
+        if (state is not State.BOUND_TRX and state is not State.BOUND_RX) or self.closed:
+            self.sim.reroute(out)
+        elif self.pending or self.stream.stalled or self.conn.window_free <= 0:
+            self.pending.append(out)
+        else:
+            self._start(out)
+
+    def _start(self, out: Outbound) -> None:
+        out.session = self
+        try:
+            self.driver.start_request(out.pdu, out)
+        except WindowFull:
+            self.pending.appendleft(out)
+            return
+        except (SessionClosedError, LocalProtocolError):
+            # The session ended (or is unbinding) under us: let the simulator place it again.
+            self.sim.reroute(out)
+            return
+        if not out.sent:
+            out.sent = True
+            counters = out.account.counters
+            kind = out.kind
+            if kind == "receipt":
+                dlrs = counters.dlrs
+                dlrs[out.stat] = dlrs.get(out.stat, 0) + 1
+            elif kind == "intermediate":
+                inter = counters.intermediates
+                inter[out.stat] = inter.get(out.stat, 0) + 1
+            else:
+                counters.mo_parts += 1
+
+    def drain(self) -> None:
+        """Start queued deliver_sm while the window has room."""
+        pending = self.pending
+        conn = self.conn
+        while pending and conn.window_free > 0 and not self.closed and not self.stream.stalled:
+            self._start(pending.popleft())
+
+    # ------------------------------------------------------------------ binds
+
+    def _bind(self, pdu: BindTransmitter) -> _Answer:
+        sim = self.sim
+        bind_type = _BIND_TYPES[type(pdu)]
+        system_id = pdu.system_id
+        account, status = sim.authenticate(system_id, pdu.password, bind_type)
+        if status:
+            counters = account.counters if account is not None else sim.stats.unbound
+            failures = counters.bind_failures
+            failures[status] = failures.get(status, 0) + 1
+            sim.log_event("bind refused", system_id=system_id, bind=bind_type, status=status)
+            return pdu.response(status)
+        assert account is not None
+        tlvs: tuple[Tlv, ...] = ()
+        version = sim.config.server.sc_interface_version
+        if version is not None and pdu.interface_version >= INTERFACE_VERSION_34:
+            tlvs = (Tlv(Tag.sc_interface_version, bytes((version,))),)
+        # Sent here rather than returned: the session must be bound before parked receipts and
+        # MO traffic can follow the bind response.
+        self._queue(pdu.response(0, system_id=sim.config.server.system_id, tlvs=tlvs))
+        self.account = account
+        self.counters = account.counters
+        self.bind_type = bind_type
+        if pdu.interface_version < INTERFACE_VERSION_34:
+            # A v3.3 ESME may not be sent TLVs (sheet 2.3, version negotiation).
+            self._receipt_tlvs = False
+            self._resp_tlvs = ()
+        self._window = account.config.window
+        self._window_status = account.window_status
+        self._limited = (
+            self._window is not None or sim.bursts is not None or account.bucket is not None
+        )
+        account.attach(self)
+        self.counters.binds += 1
+        self.counters.bind_total += 1
+        sim.log_event("bound", system_id=system_id, bind=bind_type)
+        if bind_type in _RECEIVES:
+            sim.bound_receiver(self)
+        return DEFERRED
+
+    # ------------------------------------------------------------------ MO
+
+    def schedule_mo(self, now: float) -> None:
+        sim = self.sim
+        sim.scheduler.call_at(now + sim.mo_interval(), self._mo_tick)
+
+    def _mo_tick(self, _: object) -> None:
+        sim = self.sim
+        if self.closed or self.driver.closed:
+            return
+        limit = sim.config.mo.count
+        if limit is not None and self._mo_sent >= limit:
+            return
+        self._mo_sent += 1
+        account = self.account
+        assert account is not None
+        for out in sim.mo_outbounds(account, sim.next_mo_text()):
+            self.deliver(out)
+        self.schedule_mo(anyio.current_time())
+
+    # ------------------------------------------------------------------ faults
+
+    def _fault(self, pdu: Pdu) -> bool:
+        """Apply the per-request faults; True when the request is taken (not answered now)."""
+        if self._aborting:
+            return True
+        faults = self.sim.config.faults
+        n = self.pdus
+        if faults.close_after_pdus is not None and n >= faults.close_after_pdus:
+            self.counters.fault_closes += 1
+            self.abort(f"fault: close after {faults.close_after_pdus} PDUs")
+            return True
+        stream = self.stream
+        if faults.stall_after_pdus is not None and n == faults.stall_after_pdus:
+            self.counters.stalls += 1
+            stream.stall()
+            if faults.stall_for is not None:
+                self.sim.scheduler.call_at(stream.now + faults.stall_for, self._end_stall)
+        if stream.stalled:
+            self._held.append(pdu)
+            return True
+        if faults.garble_after_pdus is not None and n == faults.garble_after_pdus:
+            self.counters.garbled += 1
+            stream.inject(self._garbage(faults.garble))
+        return False
+
+    def _end_stall(self, _: object) -> None:
+        if self.closed:
+            return
+        self.stream.resume()
+        self.stream.now = anyio.current_time()
+        held = self._held
+        self._held = []
+        self._outside_reader = True
+        try:
+            for pdu in held:
+                if self.driver.closed:
+                    break
+                handler = self._handlers.get(type(pdu))
+                answer = handler(pdu) if handler is not None else self._other(pdu)
+                if isinstance(answer, Pdu):
+                    self.driver.send_pdu(answer)
+        finally:
+            self._outside_reader = False
+        self.drain()
+
+    def _garbage(self, kind: str) -> bytes:
+        seq = self.conn.next_sequence()
+        if kind == "body":
+            # A deliver_sm whose service_type never ends: the body cannot be read.
+            body = b"GARBLED-NO-NUL!!"
+            return (
+                (16 + len(body)).to_bytes(4)
+                + C.deliver_sm.to_bytes(4)
+                + bytes(4)
+                + (seq.to_bytes(4) + body)
+            )
+        length, command_id = _GARBLE_HEADERS[kind]
+        return length.to_bytes(4) + command_id.to_bytes(4) + bytes(4) + seq.to_bytes(4)
+
+
+__all__ = ["AccountState", "Outbound", "SmscSession"]

@@ -1,0 +1,87 @@
+"""The byte stream under each simulated session: it marks batches and injects stream faults.
+
+Wrapping the transport, not the driver, keeps the driver unchanged and costs one call per
+receive and per send (per batch, never per PDU). It does three things:
+
+- Each ``receive`` reads the clock once for the whole batch it returns (the token bucket and
+  the delay scheduling use it instead of reading the clock per PDU).
+- Each ``send`` records how many responses the session had queued when the bytes left, so the
+  session knows how many requests the ESME still has outstanding (received, not yet answered
+  on the wire): that is what window enforcement counts.
+- Faults: a stall blocks ``receive`` and ``send`` (the ESME sees no reads, so TCP backpressure,
+  and no answers, not even to enquire_link); garbled bytes go out ahead of the next write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+
+
+class SessionStream(anyio.abc.ByteStream):
+    """Wraps the session's transport stream; see the module docstring."""
+
+    def __init__(self, inner: anyio.abc.ByteStream) -> None:
+        self.inner = inner
+        self.now = anyio.current_time()
+        # The session counts the answers it settles (sent or dropped) in ``queued``; ``written``
+        # is how many of them had been settled when the last write started. A request received
+        # and not among ``written`` is one the ESME may still be waiting on.
+        self.queued = 0
+        self.written = 0
+        self._inject = b""
+        self._resume: anyio.Event | None = None
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        # The driver reads the raw socket through this (TCP_NODELAY, quick ACKs).
+        return self.inner.extra_attributes
+
+    @property
+    def stalled(self) -> bool:
+        return self._resume is not None
+
+    def stall(self) -> None:
+        """Stop reading and writing until ``resume``."""
+        if self._resume is None:
+            self._resume = anyio.Event()
+
+    def resume(self) -> None:
+        if self._resume is not None:
+            self._resume.set()
+            self._resume = None
+
+    def inject(self, data: bytes) -> None:
+        """Send ``data`` verbatim ahead of whatever the next write carries."""
+        self._inject += data
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        while self._resume is not None:
+            await self._resume.wait()
+        data = await self.inner.receive(max_bytes)
+        while self._resume is not None:
+            # A stall that began while this receive was blocked holds back what it read.
+            await self._resume.wait()
+        self.now = anyio.current_time()
+        return data
+
+    async def send(self, item: bytes) -> None:
+        while self._resume is not None:
+            await self._resume.wait()
+        self.written = self.queued
+        if self._inject:
+            item = self._inject + item
+            self._inject = b""
+        await self.inner.send(item)
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+__all__ = ["SessionStream"]

@@ -13,11 +13,13 @@ ensure_venv() {
   fi
   local stamp="$VENV/.installed-${extras:-base}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-    if [ -n "$extras" ]; then
-      "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
-    else
-      "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e .
+    local log="$VENV/install.log"
+    echo "installing smpp-bridge${extras:+[$extras]} into $VENV ..." >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >"$log" 2>&1 || true
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}" >>"$log" 2>&1; then
+      cat "$log" >&2
+      echo "installing smpp-bridge failed (log above, kept in $log)" >&2
+      exit 1
     fi
     touch "$stamp"
   fi

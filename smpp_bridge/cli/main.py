@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from .. import __version__
+from ..log import configure_logging
 from . import (
     EXIT_OK,
     EXIT_USAGE,
@@ -67,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version exit through argparse
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     handler: Handler = args.handler
+    # Logs go to stderr (JSON lines when not a terminal): stdout carries the command's JSON.
+    configure_logging(os.environ.get("SMPP_BRIDGE_LOG_LEVEL", "info"))
     try:
         return handler(args)
     except CliError as exc:

@@ -61,6 +61,13 @@ def register(subparsers: Subparsers) -> None:
         "--json", action="store_true", help="JSON output (the default; kept for scripts)"
     )
     b.add_argument("--text", default="Benchmark message from smpp-bridge", help="message text")
+    b.add_argument(
+        "--path",
+        choices=("pool", "session"),
+        default="pool",
+        help="pool (default): through the bind pool, receipts correlated to their message; "
+        "session: straight through the sessions, receipts only counted",
+    )
     b.set_defaults(handler=_bench)
 
 
@@ -166,15 +173,147 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
+def _rss_kib() -> int:
+    """Resident memory of this process in KiB (Linux), 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.count < 1 or args.window < 1 or args.binds < 1:
+        raise CliError("--count, --window and --binds must be at least 1")
+    if args.path == "pool":
+        return _bench_pool(args)
+    return _bench_session(args)
+
+
+def _bench_pool(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..errors import SmppError
+    from ..pool.dlr import DlrEvent
+    from ..pool.inbound import InboundMessage
+    from ..pool.pool import AccountConfig, OutboundMessage, PoolConfig, SubmitOutcome, open_pool
+
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    dlr_matched = dlr_unmatched = 0
+    done = anyio.Event()
+
+    class Handler:
+        async def on_outcomes(self, outcomes: list[SubmitOutcome]) -> None:
+            now = anyio.current_time()
+            for o in outcomes:
+                statuses[o.status] = statuses.get(o.status, 0) + 1
+                latencies.append(now - sent_at.pop(o.message.id, now))
+            self._check()
+
+        async def on_dlrs(self, events: list[DlrEvent]) -> None:
+            nonlocal dlr_matched, dlr_unmatched
+            for e in events:
+                if e.matched:
+                    dlr_matched += 1
+                else:
+                    dlr_unmatched += 1
+            self._check()
+
+        async def on_inbound(self, messages: list[InboundMessage]) -> None:
+            return None
+
+        def _check(self) -> None:
+            if sum(statuses.values()) >= args.count and (
+                not args.dlr or dlr_matched + dlr_unmatched >= statuses.get("sent", 0)
+            ):
+                done.set()
+
+    config = PoolConfig(
+        accounts=(
+            AccountConfig(
+                name="bench",
+                host=args.host,
+                port=args.port,
+                system_id=args.system_id,
+                password=args.password,
+                system_type=args.system_type,
+                tls=bool(args.tls),
+                profile=args.profile,
+                binds=args.binds,
+                window=args.window,
+            ),
+        )
+    )
+    rss: dict[str, int] = {}
+
+    async def run() -> float:
+        async with open_pool(config, Handler()) as pool:
+            await pool.wait_ready()
+            rss["start"] = _rss_kib()
+            start = anyio.current_time()
+            for i in range(args.count):
+                mid = f"b{i}"
+                sent_at[mid] = anyio.current_time()
+                await pool.send(
+                    OutboundMessage(
+                        id=mid,
+                        source="BENCH",
+                        destination=f"+346{i % 100_000_000:08d}",
+                        text=args.text,
+                        request_dlr=bool(args.dlr),
+                    )
+                )
+            with anyio.move_on_after(args.dlr_timeout):
+                await done.wait()
+            elapsed = anyio.current_time() - start
+            rss["end"] = _rss_kib()
+            return elapsed
+
+    cpu0 = time.process_time()
+    try:
+        elapsed = anyio.run(run, backend="trio")
+    except (SmppError, OSError) as exc:
+        raise CliError(str(exc), kind=type(exc).__name__) from None
+    cpu = time.process_time() - cpu0
+    latencies.sort()
+    sent = statuses.get("sent", 0)
+    write_json(
+        {
+            "path": "pool",
+            "sent": sum(statuses.values()),
+            "acked": sent,
+            "failed": sum(statuses.values()) - sent,
+            "statuses": statuses,
+            "dlrs": dlr_matched + dlr_unmatched,
+            "dlrs_matched": dlr_matched,
+            "dlrs_unmatched": dlr_unmatched,
+            "seconds": round(elapsed, 3),
+            "msgs_per_s": round(sent / elapsed, 1) if elapsed > 0 else None,
+            "latency_ms": {
+                "p50": round(_percentile(latencies, 0.50) * 1000, 3),
+                "p99": round(_percentile(latencies, 0.99) * 1000, 3),
+            },
+            "cpu_s": round(cpu, 3),
+            "rss_kib": rss,
+            "binds": args.binds,
+            "window": args.window,
+        }
+    )
+    return 0
+
+
+def _bench_session(args: argparse.Namespace) -> int:
     import anyio
 
     from ..client.esme import SubmitResult, open_session
     from ..codec.pdus import SubmitSm
     from ..errors import SmppError
 
-    if args.count < 1 or args.window < 1 or args.binds < 1:
-        raise CliError("--count, --window and --binds must be at least 1")
     profile = _profile(args.profile)
     dlrs = 0
     latencies: list[float] = []
@@ -251,6 +390,7 @@ def _bench(args: argparse.Namespace) -> int:
     latencies.sort()
     write_json(
         {
+            "path": "session",
             "sent": sent,
             "acked": acked,
             "failed": failed,

@@ -41,6 +41,11 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--accept-any", action="store_true", help="accept any system_id and password"
     )
+    parser.add_argument(
+        "--write-per-pdu",
+        action="store_true",
+        help="write each PDU in its own send instead of one send per batch",
+    )
     parser.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate")
     parser.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert")
     parser.add_argument("--seed", type=int, help="seed every random choice (repeatable runs)")
@@ -72,6 +77,9 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
             config = msgspec.structs.replace(config, accounts=(*others, account))
         if args.accept_any:
             server = msgspec.structs.replace(config.server, accept_any=True)
+            config = msgspec.structs.replace(config, server=server)
+        if args.write_per_pdu:
+            server = msgspec.structs.replace(config.server, write_per_pdu=True)
             config = msgspec.structs.replace(config, server=server)
         if args.seed is not None:
             config = msgspec.structs.replace(config, seed=args.seed)

@@ -68,6 +68,9 @@ class Deferred(enum.Enum):
 # The simulator uses it for delayed and dropped responses without a task per request.
 DEFERRED: Final = Deferred.DEFERRED
 
+# The batch form: every peer request of one receive at once (one store round trip per batch);
+# returns one answer per request, in order, as for ``RequestHandler``.
+BatchHandler = Callable[[list[Pdu]], Awaitable[list[Pdu | int | None]]]
 # A synchronous first look at each peer request, inline in the reader (no task switch): return
 # the response PDU to queue it at once, ``DEFERRED`` to take it over, or None to hand the
 # request to the async handler.
@@ -113,21 +116,29 @@ class Driver:
         *,
         on_request: RequestHandler | None = None,
         inline_handler: InlineHandler | None = None,
+        batch_handler: BatchHandler | None = None,
         receive_size: int = 65536,
+        write_per_pdu: bool = False,
     ) -> None:
         self.stream = stream
         self.conn = conn
         self.on_request = on_request
         self.inline_handler = inline_handler
+        self.batch_handler = batch_handler
         self._receive_size = receive_size
+        # Send each queued PDU in its own write instead of one write per wake-up: how some
+        # peers write, so benchmarks and tests can play one (it costs a syscall per PDU).
+        self.write_per_pdu = write_per_pdu
         self._callbacks: dict[int, Callback] = {}
         self._write_wanted = anyio.Event()
+        self._write_signalled = False  # True: _write_wanted is set (others may set it too)
         self._window_event = anyio.Event()
         self._closed = anyio.Event()
         self._inbound_send, self._inbound_recv = anyio.create_memory_object_stream[list[Pdu]](
             math.inf
         )
         self._raw_socket = tune_socket(stream)
+        self._dispatching = False  # the reader is acting on a batch (see start_request)
         self._tg: anyio.abc.TaskGroup | None = None
         self.closed_reason: str | None = None
         self.unexpected: int = 0  # responses that matched nothing (late, duplicated)
@@ -173,18 +184,34 @@ class Driver:
 
     # ------------------------------------------------------------------ requests
 
-    def start_request(self, pdu: Pdu, callback: Callback, *, timeout: float | None = None) -> int:
+    def start_request(
+        self,
+        pdu: Pdu,
+        callback: Callback,
+        *,
+        timeout: float | None = None,
+        now: float | None = None,
+    ) -> int:
         """Queue a request now (no await); ``callback`` fires when it settles.
 
-        Raises ``WindowFull`` if the window is full and ``LocalProtocolError`` if the PDU is not
-        allowed in the current state; ``SessionClosedError`` once the session is over.
+        ``now`` is a clock reading taken since the caller last awaited (a producer sending a
+        run of requests reads the clock once for all of them); without it the clock is read
+        here. Raises ``WindowFull`` if the window is full and ``LocalProtocolError`` if the PDU
+        is not allowed in the current state; ``SessionClosedError`` once the session is over.
         """
         if self.closed_reason is not None:
             raise SessionClosedError(self.closed_reason)
-        seq = self.conn.send(pdu, anyio.current_time(), timeout=timeout)
+        if now is None and not self._dispatching:
+            # (While the reader dispatches a batch, the session already holds the time it read
+            # for that batch: a receipt started from an inline handler needs no clock.)
+            now = anyio.current_time()
+        seq = self.conn.send(pdu, now, timeout=timeout)
         if pdu.response_type is not None:
             self._callbacks[seq] = callback
-        self._write_wanted.set()
+        if not self._write_signalled:
+            # One set() per wake-up of the writer, not one per request.
+            self._write_signalled = True
+            self._write_wanted.set()
         return seq
 
     async def wait_window(self) -> None:
@@ -262,7 +289,11 @@ class Driver:
                 except OSError:
                     sock = None
             conn.receive_data(data, anyio.current_time())
-            self._dispatch()
+            self._dispatching = True
+            try:
+                self._dispatch()
+            finally:
+                self._dispatching = False
             if not data:
                 # End of stream: nothing more will come, whatever the session made of it.
                 if self.closed_reason is None:
@@ -274,9 +305,14 @@ class Driver:
         while True:
             await self._write_wanted.wait()
             self._write_wanted = anyio.Event()
-            data = conn.data_to_send()
-            if data:
-                await self._write(data)
+            self._write_signalled = False
+            if self.write_per_pdu:
+                for pdu_bytes in conn.pdus_to_send():
+                    await self._write(pdu_bytes)
+            else:
+                data = conn.data_to_send()
+                if data:
+                    await self._write(data)
             if conn.state is State.UNBOUND:
                 # unbind and unbind_resp have both gone by: the session is over.
                 self.close("unbound")
@@ -309,11 +345,36 @@ class Driver:
 
     async def _inbound(self) -> None:
         async for batch in self._inbound_recv:
-            for pdu in batch:
-                response = await self._answer(pdu)
-                if response is not None and self.closed_reason is None:
-                    self.conn.send(response, anyio.current_time())
-                    self._write_wanted.set()
+            if self.batch_handler is not None:
+                responses = await self._answer_batch(batch)
+            else:
+                responses = [await self._answer(pdu) for pdu in batch]
+            if self.closed_reason is not None:
+                continue
+            now = anyio.current_time()
+            for response in responses:
+                if response is not None:
+                    self.conn.send(response, now)
+            self._write_wanted.set()
+
+    async def _answer_batch(self, batch: list[Pdu]) -> list[Pdu | None]:
+        assert self.batch_handler is not None
+        try:
+            results = await self.batch_handler(batch)
+        except Exception:
+            # The application failed: ask the peer to retry every one later, lose none.
+            results = [CommandStatus.ESME_RX_T_APPN] * len(batch)
+        out: list[Pdu | None] = []
+        for pdu, result in zip(batch, results, strict=True):
+            if pdu.response_type is None:
+                out.append(None)
+            elif result is None:
+                out.append(pdu.response())
+            elif isinstance(result, int):
+                out.append(pdu.response(result))
+            else:
+                out.append(result)
+        return out
 
     async def _answer(self, pdu: Pdu) -> Pdu | None:
         if pdu.response_type is None:

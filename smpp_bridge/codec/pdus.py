@@ -147,6 +147,9 @@ class Pdu(msgspec.Struct, frozen=True, gc=False):
         rtype = self.response_type
         if rtype is None:
             raise TypeError(f"{self.command_name} has no response PDU")
+        if not fields:
+            # Positional (the header fields come first in every PDU): the common case, cheaper.
+            return rtype(self.sequence_number, command_status)
         return rtype(sequence_number=self.sequence_number, command_status=command_status, **fields)
 
     @property
@@ -544,7 +547,39 @@ def _encode_unsuccess(cls: type[Pdu], items: tuple[UnsuccessSme, ...]) -> bytes:
     return b"".join(out)
 
 
+_TLV_HEADER_PACK = struct.Struct(">HH").pack
+
+
 def _encode_tlvs_checked(cls: type[Pdu], tlvs: object) -> bytes:
+    """The wire form of a PDU's TLVs; ``FieldError`` names the first TLV that cannot go out.
+
+    The fast path checks exact types only and lets ``pack`` refuse a tag or length that does
+    not fit in two octets; anything it refuses is walked again by ``_encode_tlvs_slowly``,
+    which builds the field names (f-strings cost more than the encoding) only then.
+    """
+    if type(tlvs) is tuple:
+        out = []
+        pack = _TLV_HEADER_PACK
+        try:
+            for t in tlvs:
+                value = t.value
+                tag = t.tag
+                # An int or an IntEnum (``Tag``) but not a bool, as ``_check_int`` wants.
+                if (
+                    type(t) is not Tlv
+                    or type(value) is not bytes
+                    or (type(tag) is not int and (type(tag) is bool or not isinstance(tag, int)))
+                ):
+                    break
+                out.append(pack(tag, len(value)) + value)
+            else:
+                return b"".join(out)
+        except (struct.error, AttributeError):
+            pass
+    return _encode_tlvs_slowly(cls, tlvs)
+
+
+def _encode_tlvs_slowly(cls: type[Pdu], tlvs: object) -> bytes:
     if not isinstance(tlvs, tuple | list):
         raise _field_error(cls, "tlvs", f"expected a tuple of Tlv, got {type(tlvs).__name__}")
     out = []

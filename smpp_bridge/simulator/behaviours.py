@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ..codec.constants import MessageState
-from ..codec.text import encode_units
+from ..codec.gsm7 import encode_gsm7
 from ..codec.tlv import Tag, Tlv
 from ..errors import EncodingError
 from .config import (
@@ -248,11 +248,14 @@ class ReceiptFormatter:
         original: str,
     ) -> bytes:
         date = self.date
+        submit_date = date(submitted)
+        # Immediate receipts (the default) are done within the minute they were submitted.
+        done_date = submit_date if done == submitted else date(done)
         text = self._template % (
             message_id,
             outcome.dlvrd,
-            date(submitted),
-            date(done),
+            submit_date,
+            done_date,
             outcome.stat,
             outcome.err_text,
             original,
@@ -262,10 +265,10 @@ class ReceiptFormatter:
 
 def _gsm7_or_replace(text: str) -> bytes:
     try:
-        return encode_units(text, "gsm7")
+        return encode_gsm7(text)  # (``encode_units`` would only dispatch to it)
     except EncodingError:
         cleaned = "".join(ch if ch.isascii() and ch.isprintable() else "?" for ch in text)
-        return encode_units(cleaned, "gsm7")
+        return encode_gsm7(cleaned)
 
 
 def original_text(short_message: bytes, data_coding: int, esm_class: int) -> str:

@@ -133,6 +133,8 @@ class ServerConfig(_Struct, frozen=True):
     inactivity_timeout: float | None = None
     # Send sc_interface_version (0x34) in bind responses to v3.4+ ESMEs.
     sc_interface_version: int | None = 0x34
+    # Write each PDU in its own send (as some SMSCs do) instead of one send per batch.
+    write_per_pdu: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.system_id) <= 15:

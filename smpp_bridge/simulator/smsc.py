@@ -72,6 +72,8 @@ _NOT_SUPPORTED: Final[dict[type[Pdu], int]] = {
     QueryBroadcastSm: S.ESME_RBCASTQUERYFAIL,
     CancelBroadcastSm: S.ESME_RBCASTCANCELFAIL,
 }
+# A plain int: an IntEnum member costs an attribute lookup per receipt.
+_RECEIPTED_MESSAGE_ID: Final = int(Tag.receipted_message_id)
 ESM_RECEIPT: Final = 0x04
 ESM_INTERMEDIATE: Final = 0x20
 # registered_delivery: bits 0-1 select the final receipt, bit 4 asks for intermediates.
@@ -172,7 +174,12 @@ class SmscSession:
         self.sim = sim
         self.stream = SessionStream(stream)
         self.conn = Connection(Role.SMSC, sim.session_config, now=anyio.current_time())
-        self.driver = Driver(self.stream, self.conn, inline_handler=self._inline)
+        self.driver = Driver(
+            self.stream,
+            self.conn,
+            inline_handler=self._inline,
+            write_per_pdu=sim.config.server.write_per_pdu,
+        )
         self.account: AccountState | None = None
         self.counters = sim.stats.unbound
         self.bind_type: BindType | None = None
@@ -469,7 +476,7 @@ class SmscSession:
             # receipted_message_id carries the id as submit_sm_resp gave it (the spec's rule),
             # whatever rendering the text uses.
             tlvs = (
-                Tlv(Tag.receipted_message_id, message_id.encode("latin-1") + b"\x00"),
+                Tlv(_RECEIPTED_MESSAGE_ID, message_id.encode("latin-1") + b"\x00"),
                 *outcome.state_tlvs,
             )
         return DeliverSm(

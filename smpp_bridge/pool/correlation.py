@@ -1,0 +1,873 @@
+"""Correlation: from an SMSC message_id back to the request it came from.
+
+Every accepted part gets a ``CorrelationRecord`` stored under its account and the *canonical*
+form of the message_id the SMSC returned in ``submit_sm_resp`` (trimmed, lower case, leading
+zeros stripped). A receipt names the message in its own way, which for some SMSCs is another
+base: hex in the response and decimal in the receipt, or the reverse. ``MessageIdResolver``
+turns a receipt's id into the one key to look up, per account:
+
+``exact``
+    the canonical form (case and zero padding never matter);
+``hex-to-decimal`` / ``decimal-to-hex``
+    the response is in the first base and the receipt in the second: the converted key (the
+    canonical form when the receipt id is not a number in that base);
+``auto`` (default)
+    the conversion this account's ids show it uses, decided as below; until then only
+    receipt ids that read the same in every base ("7", a uuid) are matched.
+
+How ``auto`` decides, and why from formats. "10" is decimal ten, hex sixteen, and, on an SMSC
+whose ids count up, also the key of another message written in the other base. A receipt often
+beats its own ``submit_sm_resp``: while its mapping is absent, a wrong conversion can lead to
+the only stored key, another message's. So a match proves nothing about the conversion, and
+learning from matches attaches receipts to the wrong messages and then locks the wrong base.
+``auto`` instead watches the *format* of the ids themselves: submit ids as they are stored
+(stores call ``observe_records`` in ``put_many``) and receipt ids as they are looked up
+(``observe_receipt_ids`` in ``get_many``). An id is *decimal* (digits only), *hex* (digits and
+at least one letter a-f) or *other* (anything else: a uuid, "MSG42"). An account is decided,
+with N = ``decide_after`` (default 48) distinct decimal ids needed wherever the *absence* of
+letters is the evidence:
+
+* submit ids and receipt ids both showed a non-decimal id (hex or other) → ``same`` (each
+  conversion has a decimal side);
+* submit ids showed hex letters; receipt ids none, and at least N distinct decimal ones →
+  ``hex-to-decimal`` (and the mirror case → ``decimal-to-hex``);
+* both sides decimal only, at least N distinct ids each → ``same``.
+
+Ids written in hex show letters soon: of any 16 consecutive numbers 6 have one (in the last
+digit), and 97.7 % of random 32-bit ids have one. So N letter-free ids from a
+hex-writing side happen with odds of at most (10/16)^48, about 1.6e-10 (with N = 16 it would be
+5e-4: too much when a wrong decision would mismatch every later receipt of the account). The
+counts are of distinct ids: a second receipt for a message, or a relookup, counts once.
+
+Until decided, a receipt id is matched only if every conversion gives the same key (a single
+digit, a uuid): that key is its own message's whatever the bases. Any other stays unmatched,
+and the receipt correlator parks it and looks it up again as soon as the account is decided.
+Once decided the conversion is locked: only its key is tried (a receipt whose mapping is not
+stored yet finds nothing, never a neighbour), a receipt id it cannot read (letters where
+receipts are decimal) matches nothing rather than a guess, and observation stops. Each process
+decides from what it stores and looks up itself; a daemon that only receives receipts for an
+account, never submitting for it, stays undecided. The rule assumes an SMSC that writes each
+side in one base. Set the mode explicitly for an SMSC that does not, for a receipts-only
+daemon, and for a low-traffic account whose first receipts cannot wait for N messages (they
+are published unmatched if the decision comes after ``unmatched_after``).
+
+Stores (``CorrelationStore``) work in batches: one ``put_many`` per settled batch, one
+``get_many`` per batch of receipts. Backends: ``MemoryCorrelationStore`` (bounded, one process),
+``SqliteCorrelationStore`` (embedded default, WAL) and ``RedisCorrelationStore`` (several
+daemons sharing one Redis; ``SET key value EX ttl`` per record, ``MGET`` for lookups).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+import msgspec
+
+if TYPE_CHECKING:
+    import coredis
+
+DEFAULT_TTL_DAYS: Final = 7
+DEFAULT_TTL: Final = DEFAULT_TTL_DAYS * 86400.0  # seconds; receipts can take days to come
+# Distinct decimal ids ``auto`` needs where the absence of hex letters is the evidence.
+DEFAULT_DECIDE_AFTER: Final = 48
+
+_DECIMAL: Final = frozenset("0123456789")
+_HEX: Final = frozenset("0123456789abcdef")
+
+R = TypeVar("R")
+
+
+class CorrelationRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One accepted part: what its SMSC message_id leads back to.
+
+    ``message_id`` is kept as the SMSC returned it (events show it as the user saw it in the
+    ``sent`` outcome); ``part`` is the 0-based index of the part in its message and ``parts``
+    the message's number of parts; ``submitted_at`` is wall-clock seconds since the epoch.
+    """
+
+    account: str
+    message_id: str
+    request_id: str
+    client_id: str | None = None
+    part: int = 0
+    parts: int = 1
+    submitted_at: float = 0.0
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The canonical key this record is stored under."""
+        return canonical_id(self.message_id)
+
+
+_RECORD_ENCODER: Final = msgspec.json.Encoder()
+_RECORD_DECODER: Final = msgspec.json.Decoder(CorrelationRecord)
+
+
+def encode_record(record: CorrelationRecord) -> bytes:
+    return _RECORD_ENCODER.encode(record)
+
+
+def decode_record(data: bytes) -> CorrelationRecord:
+    return _RECORD_DECODER.decode(data)
+
+
+class IdMode(StrEnum):
+    """How an account's receipt ids relate to its submit_sm_resp ids."""
+
+    EXACT = "exact"
+    AUTO = "auto"
+    HEX_TO_DECIMAL = "hex-to-decimal"  # hex in submit_sm_resp, decimal in receipts
+    DECIMAL_TO_HEX = "decimal-to-hex"  # decimal in submit_sm_resp, hex in receipts
+
+
+class Conversion(StrEnum):
+    """One way of turning a receipt id into the key of a stored submit id."""
+
+    SAME = "same"
+    HEX_TO_DECIMAL = "hex-to-decimal"
+    DECIMAL_TO_HEX = "decimal-to-hex"
+
+
+_FIXED: Final = {
+    IdMode.EXACT: Conversion.SAME,
+    IdMode.HEX_TO_DECIMAL: Conversion.HEX_TO_DECIMAL,
+    IdMode.DECIMAL_TO_HEX: Conversion.DECIMAL_TO_HEX,
+}
+
+
+def canonical_id(message_id: str) -> str:
+    """The form ids are compared in: no surrounding blanks, lower case, no leading zeros
+    ("0" stays "0")."""
+    lowered = message_id.strip().lower()
+    stripped = lowered.lstrip("0")
+    return stripped if stripped or not lowered else "0"
+
+
+def convert_id(receipt_id: str, conversion: Conversion) -> str | None:
+    """The key a receipt id leads to under ``conversion``; None if the id is not a number in
+    the base the conversion reads."""
+    key = canonical_id(receipt_id)
+    if conversion is Conversion.SAME:
+        return key
+    if not key:
+        return None
+    if conversion is Conversion.HEX_TO_DECIMAL:
+        # The receipt is decimal; the submit id it names was written in hex.
+        return format(int(key, 10), "x") if _DECIMAL.issuperset(key) else None
+    return str(int(key, 16)) if _HEX.issuperset(key) else None
+
+
+def possible_keys(receipt_id: str) -> tuple[str, ...]:
+    """Every key any conversion can make of ``receipt_id``, whatever an account's mode."""
+    keys = {convert_id(receipt_id, c) for c in Conversion}
+    return tuple(sorted(k for k in keys if k is not None))
+
+
+def unambiguous_key(receipt_id: str) -> str | None:
+    """The key of ``receipt_id`` if every conversion that can read it gives that same key
+    (``possible_keys`` has one element), else None. Such a key is the receipt's own message's
+    whatever the account's bases: a single decimal digit, or an id that is no hex number. A
+    blank id has none."""
+    key = canonical_id(receipt_id)
+    if not key:
+        return None
+    if not _HEX.issuperset(key) or (len(key) == 1 and key in _DECIMAL):
+        return key
+    return None  # hex digits only, and more than one of them or a letter: reads two ways
+
+
+@dataclass(frozen=True, slots=True)
+class IdSightings:
+    """What ``auto`` has seen of an undecided account's ids, for diagnostics.
+
+    ``*_decimal`` counts distinct digits-only ids, up to the resolver's ``decide_after`` (no
+    further: that is all the rule needs); ``*_letters`` says a hex id with a letter a-f was
+    seen, ``*_other`` an id that is no hex number at all.
+    """
+
+    submit_decimal: int = 0
+    submit_letters: bool = False
+    submit_other: bool = False
+    receipt_decimal: int = 0
+    receipt_letters: bool = False
+    receipt_other: bool = False
+
+
+class _Tally:
+    """One side (submit or receipt ids) of an undecided account: its distinct decimal ids, up
+    to a bound, and whether a hex id with letters or an id that is no number came by."""
+
+    __slots__ = ("decimal", "letters", "other")
+
+    def __init__(self) -> None:
+        self.decimal: set[str] = set()
+        self.letters = False
+        self.other = False
+
+    @property
+    def non_decimal(self) -> bool:
+        return self.letters or self.other
+
+    def see(self, ids: Iterable[str], bound: int) -> None:
+        decimal = self.decimal
+        for message_id in ids:
+            key = canonical_id(message_id)
+            if not key:
+                continue
+            if key.isascii() and key.isdigit():
+                if len(decimal) < bound:
+                    decimal.add(key)
+            elif _HEX.issuperset(key):
+                self.letters = True
+            else:
+                self.other = True
+
+
+class _Watch:
+    __slots__ = ("receipts", "submits")
+
+    def __init__(self) -> None:
+        self.submits = _Tally()
+        self.receipts = _Tally()
+
+
+class MessageIdResolver:
+    """Per-account id modes, and the conversion ``auto`` has decided for each account.
+
+    Plain synchronous state, used from the event loop only. Stores call ``observe_records``
+    in ``put_many``, and ``observe_receipt_ids`` then ``lookup_keys`` before they fetch and
+    ``resolve_many`` after, in ``get_many``; the receipt correlator uses ``resolve`` to match
+    parked receipts against mappings stored later, and ``decided_since`` to look parked
+    receipts up again as soon as their account is decided. One instance should be shared by a
+    store and the correlator in front of it.
+
+    At most one key is ever tried for a receipt id (``key_for``), so a lookup never has to
+    choose between records.
+    """
+
+    def __init__(
+        self,
+        modes: Mapping[str, IdMode | str] | None = None,
+        *,
+        default: IdMode | str = IdMode.AUTO,
+        decide_after: int = DEFAULT_DECIDE_AFTER,
+    ) -> None:
+        if decide_after < 1:
+            raise ValueError("decide_after must be at least 1")
+        self.default = IdMode(default)
+        self.decide_after = decide_after
+        self._modes: dict[str, IdMode] = {a: IdMode(m) for a, m in (modes or {}).items()}
+        self._watching: dict[str, _Watch] = {}  # auto accounts not decided yet
+        self._decided: dict[str, Conversion] = {}  # auto accounts decided
+        self._decision_log: list[str] = []  # accounts in the order they were decided
+        self.deferred = 0  # receipt ids ``resolve`` had no key for (see ``key_for``)
+
+    # -- modes and decisions
+
+    def set_mode(self, account: str, mode: IdMode | str) -> None:
+        """Configure an account (forgets what ``auto`` saw and decided about it)."""
+        self._modes[account] = IdMode(mode)
+        self._watching.pop(account, None)
+        self._decided.pop(account, None)
+
+    def mode(self, account: str) -> IdMode:
+        return self._modes.get(account, self.default)
+
+    def conversion(self, account: str) -> Conversion | None:
+        """The conversion in force for ``account``: the configured one, the one ``auto`` has
+        decided, or None while ``auto`` is still watching."""
+        mode = self.mode(account)
+        if mode is IdMode.AUTO:
+            return self._decided.get(account)
+        return _FIXED[mode]
+
+    def sightings(self, account: str) -> IdSightings | None:
+        """What ``auto`` has seen of ``account`` so far; None when it is not watching (a
+        configured mode, or decided)."""
+        if not self._undecided(account):
+            return None
+        watch = self._watching.get(account)
+        if watch is None:
+            return IdSightings()
+        s, r = watch.submits, watch.receipts
+        return IdSightings(len(s.decimal), s.letters, s.other, len(r.decimal), r.letters, r.other)
+
+    @property
+    def decisions(self) -> int:
+        """How many decisions ``auto`` has made so far: a mark for ``decided_since``."""
+        return len(self._decision_log)
+
+    def decided_since(self, mark: int) -> list[str]:
+        """The accounts ``auto`` decided after ``mark`` (an earlier value of ``decisions``),
+        in order."""
+        return self._decision_log[mark:]
+
+    # -- observation (O(1) per id; nothing at all for configured or decided accounts)
+
+    def observe_submit_ids(self, account: str, message_ids: Iterable[str]) -> None:
+        """Submit ids of ``account`` as returned in ``submit_sm_resp`` (stores: as stored)."""
+        if self._undecided(account):
+            watch = self._watching.setdefault(account, _Watch())
+            watch.submits.see(message_ids, self.decide_after)
+            self._decide(account, watch)
+
+    def observe_records(self, records: Iterable[CorrelationRecord]) -> None:
+        """``observe_submit_ids`` for a batch of records of any accounts."""
+        batches: dict[str, list[str]] = {}
+        skipped: set[str] = set()
+        for record in records:
+            account = record.account
+            ids = batches.get(account)
+            if ids is None:
+                if account in skipped:
+                    continue
+                if not self._undecided(account):
+                    skipped.add(account)
+                    continue
+                ids = batches[account] = []
+            ids.append(record.message_id)
+        for account, ids in batches.items():
+            self.observe_submit_ids(account, ids)
+
+    def observe_receipt_ids(self, account: str, receipt_ids: Iterable[str]) -> None:
+        """Receipt ids of ``account`` as the SMSC wrote them (stores: as looked up). Seeing
+        the same id again (a relookup, a second receipt) changes nothing."""
+        if self._undecided(account):
+            watch = self._watching.setdefault(account, _Watch())
+            watch.receipts.see(receipt_ids, self.decide_after)
+            self._decide(account, watch)
+
+    def _undecided(self, account: str) -> bool:
+        return account not in self._decided and self.mode(account) is IdMode.AUTO
+
+    def _decide(self, account: str, watch: _Watch) -> None:
+        """The rule of the module docstring; evaluated once per observed batch."""
+        s, r, enough = watch.submits, watch.receipts, self.decide_after
+        if s.non_decimal and r.non_decimal:
+            conversion = Conversion.SAME
+        elif s.letters and not r.non_decimal and len(r.decimal) >= enough:
+            conversion = Conversion.HEX_TO_DECIMAL
+        elif r.letters and not s.non_decimal and len(s.decimal) >= enough:
+            conversion = Conversion.DECIMAL_TO_HEX
+        elif (
+            not s.non_decimal
+            and not r.non_decimal
+            and len(s.decimal) >= enough
+            and len(r.decimal) >= enough
+        ):
+            conversion = Conversion.SAME
+        else:
+            return
+        del self._watching[account]
+        self._decided[account] = conversion
+        self._decision_log.append(account)
+
+    # -- lookups
+
+    def key_for(self, account: str, receipt_id: str) -> str | None:
+        """The one key ``receipt_id`` may match in ``account`` now, or None for none.
+
+        A configured mode: its conversion's key, or the canonical form when the id is not a
+        number in the base it reads. ``auto``, decided: the decided conversion's key, or None
+        when it cannot read the id (no guessing). ``auto``, undecided: the key if every
+        conversion gives the same one (``unambiguous_key``), else None: the receipt waits.
+        """
+        mode = self.mode(account)
+        if mode is IdMode.AUTO:
+            decided = self._decided.get(account)
+            if decided is None:
+                return unambiguous_key(receipt_id)
+            return convert_id(receipt_id, decided)
+        key = convert_id(receipt_id, _FIXED[mode])
+        # Not a number in the base the account uses: the SMSC wrote it some other way, and
+        # the canonical form is the only honest guess.
+        return key if key is not None else canonical_id(receipt_id)
+
+    def lookup_keys(self, account: str, receipt_ids: Iterable[str]) -> list[str]:
+        """Every distinct key to fetch for a batch of receipt ids (none for those without)."""
+        keys: dict[str, None] = {}
+        for receipt_id in receipt_ids:
+            key = self.key_for(account, receipt_id)
+            if key is not None:
+                keys[key] = None
+        return list(keys)
+
+    def resolve(self, account: str, receipt_id: str, found: Mapping[str, R]) -> R | None:
+        """The record ``receipt_id`` names among ``found`` (keyed by canonical key): the one
+        under ``key_for``, if there."""
+        key = self.key_for(account, receipt_id)
+        if key is None:
+            self.deferred += 1
+            return None
+        return found.get(key)
+
+    def resolve_many(
+        self, account: str, receipt_ids: Iterable[str], found: Mapping[str, R]
+    ) -> dict[str, R]:
+        """``resolve`` for a batch: receipt id → record, for those that resolved."""
+        result: dict[str, R] = {}
+        for receipt_id in receipt_ids:
+            if receipt_id in result:
+                continue
+            record = self.resolve(account, receipt_id, found)
+            if record is not None:
+                result[receipt_id] = record
+        return result
+
+
+class CorrelationStore(Protocol):
+    """Batch interface of every correlation backend.
+
+    ``put_many`` stores records under (account, canonical submit id), replacing what was
+    there, for ``ttl`` seconds (the store's default when None). ``get_many`` takes receipt
+    ids as the SMSC wrote them and returns, for those that resolve, receipt id → record.
+    ``delete_many`` takes submit ids (a record's ``message_id``).
+
+    Every backend lets its resolver see the ids go by, for ``auto``: ``put_many`` calls
+    ``resolver.observe_records(records)``, and ``get_many`` calls
+    ``resolver.observe_receipt_ids(account, message_ids)`` before ``resolver.lookup_keys``.
+    """
+
+    @property
+    def resolver(self) -> MessageIdResolver: ...
+
+    async def put_many(
+        self, records: Sequence[CorrelationRecord], ttl: float | None = None
+    ) -> None: ...
+
+    async def get_many(
+        self, account: str, message_ids: Sequence[str]
+    ) -> dict[str, CorrelationRecord]: ...
+
+    async def delete_many(self, account: str, message_ids: Sequence[str]) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StoreClosedError(RuntimeError):
+    """The correlation store was used after ``aclose``."""
+
+
+class _StoreBase:
+    """What every backend shares: the resolver, the default TTL, closing, ``async with``."""
+
+    def __init__(self, ttl: float, resolver: MessageIdResolver | None) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.ttl = ttl
+        self.resolver = resolver if resolver is not None else MessageIdResolver()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{type(self).__name__} is closed")
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class MemoryCorrelationStore(_StoreBase):
+    """Correlations in a dict: for tests, the library without a daemon, and single processes
+    that accept losing mappings on restart. At most ``max_entries`` records (the oldest stored
+    go first); TTL checked on read against ``clock`` (monotonic by default)."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = DEFAULT_TTL,
+        max_entries: int = 1_000_000,
+        resolver: MessageIdResolver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(ttl, resolver)
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._clock = clock
+        # Insertion order is age order: a re-put moves the key to the end.
+        self._entries: dict[tuple[str, str], tuple[CorrelationRecord, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, records: Iterable[CorrelationRecord], ttl: float | None = None) -> None:
+        """Synchronous ``put_many``."""
+        self._check_open()
+        if not isinstance(records, Sequence):
+            records = list(records)
+        self.resolver.observe_records(records)
+        now = self._clock()
+        expires = now + (self.ttl if ttl is None else ttl)
+        entries = self._entries
+        for record in records:
+            slot = (record.account, record.key)
+            entries.pop(slot, None)
+            entries[slot] = (record, expires)
+        # Expired entries at the old end go first; then the oldest, down to the bound.
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest][1] > now and len(entries) <= self.max_entries:
+                break
+            del entries[oldest]
+
+    def get(self, account: str, message_ids: Sequence[str]) -> dict[str, CorrelationRecord]:
+        """Synchronous ``get_many``."""
+        self._check_open()
+        self.resolver.observe_receipt_ids(account, message_ids)
+        now = self._clock()
+        found: dict[str, CorrelationRecord] = {}
+        for key in self.resolver.lookup_keys(account, message_ids):
+            entry = self._entries.get((account, key))
+            if entry is None:
+                continue
+            if entry[1] <= now:
+                del self._entries[(account, key)]
+                continue
+            found[key] = entry[0]
+        return self.resolver.resolve_many(account, message_ids, found)
+
+    def delete(self, account: str, message_ids: Iterable[str]) -> None:
+        """Synchronous ``delete_many``."""
+        self._check_open()
+        for message_id in message_ids:
+            self._entries.pop((account, canonical_id(message_id)), None)
+
+    async def put_many(
+        self, records: Sequence[CorrelationRecord], ttl: float | None = None
+    ) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.put(records, ttl)
+
+    async def get_many(
+        self, account: str, message_ids: Sequence[str]
+    ) -> dict[str, CorrelationRecord]:
+        await anyio.lowlevel.checkpoint()
+        return self.get(account, message_ids)
+
+    async def delete_many(self, account: str, message_ids: Sequence[str]) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.delete(account, message_ids)
+
+
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Far below SQLite's bound-parameter limit (32766 since 3.32, 999 before).
+_SQL_CHUNK: Final = 500
+
+
+class SqliteCorrelationStore(_StoreBase):
+    """Correlations in an SQLite file (WAL): the embedded default, durable across restarts.
+
+    One connection, used by one worker thread at a time (``anyio.to_thread``; an ``anyio.Lock``
+    keeps callers in line so they do not hold threads while waiting); one transaction per
+    batch. ``synchronous=FULL`` by default: a mapping is on disk before the caller
+    acknowledges the queue message it came from. Expired rows are ignored on read and deleted
+    by ``purge()``, which ``put_many`` runs every ``purge_interval`` seconds. ``clock`` is wall
+    time: expiry instants are stored in the file and must survive a restart.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        ttl: float = DEFAULT_TTL,
+        resolver: MessageIdResolver | None = None,
+        clock: Callable[[], float] = time.time,
+        purge_interval: float = 300.0,
+        table: str = "smppb_correlation",
+        synchronous: str = "FULL",
+    ) -> None:
+        super().__init__(ttl, resolver)
+        if not _IDENTIFIER.fullmatch(table):
+            raise ValueError(f"invalid table name {table!r}")
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"invalid synchronous setting {synchronous!r}")
+        self.path = str(path)
+        self.purge_interval = purge_interval
+        self._clock = clock
+        self._table = table
+        self._synchronous = synchronous.upper()
+        self._conn: sqlite3.Connection | None = None
+        self._lock = anyio.Lock()
+        self._last_purge = clock()
+
+    # -- blocking parts, each run in a worker thread under self._lock
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            # A call that queued on the lock before ``aclose`` must not reopen the file.
+            raise StoreClosedError(f"{type(self).__name__} is closed")
+        if self._conn is None:
+            # Autocommit mode: transactions are opened explicitly, one per batch.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute("PRAGMA busy_timeout=5000")  # other processes sharing the file
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._table} ("
+                    " account TEXT NOT NULL, key TEXT NOT NULL, record BLOB NOT NULL,"
+                    " expires_at REAL NOT NULL, PRIMARY KEY (account, key)) WITHOUT ROWID"
+                )
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {self._table}_expires"
+                    f" ON {self._table} (expires_at)"
+                )
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _put_sync(self, rows: list[tuple[str, str, bytes, float]], now: float, purge: bool) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {self._table} (account, key, record, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            if purge:
+                conn.execute(f"DELETE FROM {self._table} WHERE expires_at <= ?", (now,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _get_sync(self, account: str, keys: list[str], now: float) -> dict[str, bytes]:
+        conn = self._connection()
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), _SQL_CHUNK):
+            chunk = keys[start : start + _SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cursor = conn.execute(
+                f"SELECT key, record FROM {self._table}"
+                f" WHERE account = ? AND key IN ({marks}) AND expires_at > ?",
+                (account, *chunk, now),
+            )
+            found.update(cursor)
+        return found
+
+    def _delete_sync(self, account: str, keys: list[str]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"DELETE FROM {self._table} WHERE account = ? AND key = ?",
+                [(account, key) for key in keys],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _purge_sync(self, now: float) -> int:
+        conn = self._connection()
+        cursor = conn.execute(f"DELETE FROM {self._table} WHERE expires_at <= ?", (now,))
+        return cursor.rowcount
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- the async interface
+
+    async def put_many(
+        self, records: Sequence[CorrelationRecord], ttl: float | None = None
+    ) -> None:
+        self._check_open()
+        if not records:
+            return
+        self.resolver.observe_records(records)
+        now = self._clock()
+        expires = now + (self.ttl if ttl is None else ttl)
+        rows = [(r.account, r.key, encode_record(r), expires) for r in records]
+        async with self._lock:
+            purge = now - self._last_purge >= self.purge_interval
+            if purge:
+                self._last_purge = now
+            await anyio.to_thread.run_sync(self._put_sync, rows, now, purge)
+
+    async def get_many(
+        self, account: str, message_ids: Sequence[str]
+    ) -> dict[str, CorrelationRecord]:
+        self._check_open()
+        self.resolver.observe_receipt_ids(account, message_ids)
+        keys = self.resolver.lookup_keys(account, message_ids)
+        if not keys:
+            return {}
+        async with self._lock:
+            raw = await anyio.to_thread.run_sync(self._get_sync, account, keys, self._clock())
+        found = {key: decode_record(data) for key, data in raw.items()}
+        return self.resolver.resolve_many(account, message_ids, found)
+
+    async def delete_many(self, account: str, message_ids: Sequence[str]) -> None:
+        self._check_open()
+        keys = list(dict.fromkeys(canonical_id(m) for m in message_ids))
+        if not keys:
+            return
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._delete_sync, account, keys)
+
+    async def purge(self) -> int:
+        """Delete expired rows now; how many went."""
+        self._check_open()
+        async with self._lock:
+            now = self._clock()
+            self._last_purge = now
+            return await anyio.to_thread.run_sync(self._purge_sync, now)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._close_sync)
+
+
+_REDIS_CHUNK: Final = 10_000  # keys per MGET: large batches without one huge reply
+
+
+def _escape_account(account: str) -> str:
+    # ':' separates key parts, so an account name may not contain a bare one.
+    return account.replace("%", "%25").replace(":", "%3A")
+
+
+class RedisCorrelationStore(_StoreBase):
+    """Correlations in Redis, shared by every daemon that uses the same server.
+
+    Keys are ``{prefix}:{account}:{canonical id}`` (``smppb:corr:...`` by default), values the
+    record as JSON, each ``SET ... EX ttl`` (whole seconds, at least 1) in one pipeline per
+    batch; lookups are one ``MGET`` per batch. Expiry is Redis's own.
+
+    The client is a ``coredis.Redis`` (anyio-native, so it runs on trio and asyncio alike)
+    that the caller has entered; ``RedisCorrelationStore.connect(url)`` makes and enters one
+    for the duration of a block.
+    """
+
+    def __init__(
+        self,
+        client: coredis.Redis[bytes],
+        *,
+        prefix: str = "smppb:corr",
+        ttl: float = DEFAULT_TTL,
+        resolver: MessageIdResolver | None = None,
+    ) -> None:
+        super().__init__(ttl, resolver)
+        self.client = client
+        self.prefix = prefix
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "smppb:corr",
+        ttl: float = DEFAULT_TTL,
+        resolver: MessageIdResolver | None = None,
+        connect_timeout: float = 5.0,
+        stream_timeout: float = 30.0,
+    ) -> AsyncIterator[RedisCorrelationStore]:
+        """A store over a new client for ``url``, open for the duration of the block."""
+        import coredis  # deferred: a fifth of a second to import, and only Redis users pay
+
+        client = coredis.Redis.from_url(
+            url,
+            decode_responses=False,
+            connect_timeout=connect_timeout,
+            stream_timeout=stream_timeout,
+        )
+        async with client:
+            store = cls(client, prefix=prefix, ttl=ttl, resolver=resolver)
+            try:
+                yield store
+            finally:
+                await store.aclose()
+
+    def redis_key(self, account: str, key: str) -> str:
+        return f"{self.prefix}:{_escape_account(account)}:{key}"
+
+    async def put_many(
+        self, records: Sequence[CorrelationRecord], ttl: float | None = None
+    ) -> None:
+        self._check_open()
+        if not records:
+            return
+        self.resolver.observe_records(records)
+        seconds = max(1, math.ceil(self.ttl if ttl is None else ttl))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for record in records:
+                pipe.set(
+                    self.redis_key(record.account, record.key), encode_record(record), ex=seconds
+                )
+
+    async def get_many(
+        self, account: str, message_ids: Sequence[str]
+    ) -> dict[str, CorrelationRecord]:
+        self._check_open()
+        self.resolver.observe_receipt_ids(account, message_ids)
+        keys = self.resolver.lookup_keys(account, message_ids)
+        found: dict[str, CorrelationRecord] = {}
+        for start in range(0, len(keys), _REDIS_CHUNK):
+            chunk = keys[start : start + _REDIS_CHUNK]
+            values = await self.client.mget([self.redis_key(account, k) for k in chunk])
+            for key, value in zip(chunk, values, strict=True):
+                if value is not None:
+                    found[key] = decode_record(value)
+        return self.resolver.resolve_many(account, message_ids, found)
+
+    async def delete_many(self, account: str, message_ids: Sequence[str]) -> None:
+        self._check_open()
+        keys = list(dict.fromkeys(self.redis_key(account, canonical_id(m)) for m in message_ids))
+        for start in range(0, len(keys), _REDIS_CHUNK):
+            await self.client.delete(keys[start : start + _REDIS_CHUNK])
+
+
+__all__ = [
+    "DEFAULT_DECIDE_AFTER",
+    "DEFAULT_TTL",
+    "DEFAULT_TTL_DAYS",
+    "Conversion",
+    "CorrelationRecord",
+    "CorrelationStore",
+    "IdMode",
+    "IdSightings",
+    "MemoryCorrelationStore",
+    "MessageIdResolver",
+    "RedisCorrelationStore",
+    "SqliteCorrelationStore",
+    "StoreClosedError",
+    "canonical_id",
+    "convert_id",
+    "decode_record",
+    "encode_record",
+    "possible_keys",
+    "unambiguous_key",
+]

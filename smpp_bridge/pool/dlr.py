@@ -1,0 +1,577 @@
+"""Delivery receipts to events: correlation, parking, expiry and multipart status.
+
+Pure: no I/O, no clock (``now`` is the caller's monotonic clock, event times are passed in).
+The pool drives it in this order:
+
+1. A batch of receipts arrives on a bind. The pool does one ``store.get_many(account, ids)``
+   and hands the batch and what was found to ``receipts_arrived``: found ones become
+   ``DlrEvent`` s at once; the others are *parked* (a receipt can beat its ``submit_sm_resp``,
+   or the mapping can still be on its way to the store).
+2. When the pool has stored a batch of mappings it calls ``mappings_stored(records, now)``:
+   parked receipts that name one of them come out matched.
+3. From a timer: ``relookups_due(now)`` lists the parked receipt ids worth another
+   ``get_many`` (a mapping stored by another daemon, or an id that reads differently in hex and
+   decimal, which an ``auto`` account matches only once its conversion is decided); the pool
+   fetches them and calls ``receipts_found``. Each parked receipt is looked up again on a
+   schedule (by default 1, 5, 15 and 60 s after arrival, then every 60 s) until it is matched or
+   expires, and at once when ``auto`` decides its account. ``expire(now)`` gives up on receipts
+   parked longer than ``unmatched_after``: they come out as *unmatched* events, published all the
+   same, never dropped. ``next_deadline()`` says when to call again.
+
+Parking is bounded (``max_parked``): past it the oldest parked receipt comes out unmatched.
+Every matched event also carries the message-level status of its message
+(``MessageStatusTracker``): one part of a multipart message failing fails the message, all
+parts delivered delivers it, anything in between is ``buffered``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from ..codec.receipt import EVENT_STATUS, FINAL_STATS, Receipt
+from .correlation import CorrelationRecord, MessageIdResolver, possible_keys
+
+DEFAULT_UNMATCHED_AFTER: Final = 600.0
+DEFAULT_MAX_PARKED: Final = 100_000
+# Seconds after arrival at which a parked receipt is looked up again; then every last interval.
+DEFAULT_RELOOKUP_AFTER: Final = (1.0, 5.0, 15.0, 60.0)
+
+FINAL_STATUSES: Final = frozenset(EVENT_STATUS[stat] for stat in FINAL_STATS)
+FAILURE_STATUSES: Final = frozenset({"failed", "expired", "canceled", "rejected"})
+
+
+def iso_utc(moment: float | datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and ``Z``: ``2026-04-21T10:15:00.000Z``. A float is
+    seconds since the epoch; a naive datetime is taken as UTC."""
+    if isinstance(moment, datetime):
+        dt = moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    else:
+        dt = datetime.fromtimestamp(moment, UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
+
+
+def event_for(
+    *,
+    message_id: str,
+    client_id: str | None,
+    status: str,
+    code: int,
+    event_at: float | datetime,
+    parts: int | None = None,
+    segment: int | None = None,
+    submitted_at: float | None = None,
+    bind: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The user-facing event (MISSION.md): the contract fields always, extras when known."""
+    event: dict[str, Any] = {
+        "id": message_id,
+        "clientId": client_id,
+        "status": status,
+        "code": code,
+        "eventAt": iso_utc(event_at),
+    }
+    if parts is not None:
+        event["parts"] = parts
+    if segment is not None:
+        event["segment"] = segment
+    if submitted_at is not None:
+        event["submittedAt"] = iso_utc(submitted_at)
+    if bind is not None:
+        event["bind"] = bind
+    if reason is not None:
+        event["reason"] = reason
+    return event
+
+
+def aggregate_status(
+    part_statuses: Sequence[str | None], failed_order: Sequence[int] | None = None
+) -> tuple[str, bool]:
+    """A message's (status, final) from its parts' latest statuses (None: no receipt yet).
+
+    A failure of any part fails the message with that part's status (the first to fail, by
+    ``failed_order``, default part order) and is final; every part with the same status gives
+    that status; every part final and none failed (delivered and accepted mixed) is
+    ``accepted``; anything else is still on its way: ``buffered``.
+    """
+    if failed_order is None:
+        failed_order = [i for i, s in enumerate(part_statuses) if s in FAILURE_STATUSES]
+    for i in failed_order:
+        status = part_statuses[i]
+        if status in FAILURE_STATUSES:
+            assert status is not None
+            return status, True
+    if part_statuses and all(s is not None for s in part_statuses):
+        first = part_statuses[0]
+        assert first is not None
+        if all(s == first for s in part_statuses):
+            return first, first in FINAL_STATUSES
+        if all(s in FINAL_STATUSES for s in part_statuses):
+            return "accepted", True
+    return "buffered", False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    """Where a whole message stands after one of its parts' receipts.
+
+    ``changed`` says whether this receipt changed the message-level status (the moment to
+    publish a message-level event); ``part_statuses`` is per part, None where no receipt came
+    yet. ``message_id`` is the SMSC id of the lowest-numbered part seen.
+    """
+
+    account: str
+    request_id: str
+    client_id: str | None
+    message_id: str
+    parts: int
+    status: str
+    code: int
+    final: bool
+    changed: bool
+    part_statuses: tuple[str | None, ...]
+    submitted_at: float
+
+    def event(
+        self, event_at: float | datetime, *, bind: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        return event_for(
+            message_id=self.message_id,
+            client_id=self.client_id,
+            status=self.status,
+            code=self.code,
+            event_at=event_at,
+            parts=self.parts,
+            submitted_at=self.submitted_at or None,
+            bind=bind,
+            reason=reason,
+        )
+
+
+@dataclass(slots=True, eq=False)
+class _Message:
+    statuses: list[str | None]
+    codes: list[int]
+    message_ids: list[str | None]
+    failed_order: list[int] = field(default_factory=list)
+    status: str | None = None
+
+
+class MessageStatusTracker:
+    """Per-part receipts of each message and the message-level status they add up to.
+
+    Keeps the last ``max_messages`` messages heard of (least recently updated forgotten
+    first); a finished message is kept too, so that a repeated receipt does not start it over.
+    A part that reached a final status does not go back to an intermediate one.
+    """
+
+    def __init__(self, *, max_messages: int = 100_000) -> None:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        self.max_messages = max_messages
+        self._messages: dict[tuple[str, str], _Message] = {}
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def update(self, record: CorrelationRecord, status: str, code: int) -> MessageStatus:
+        key = (record.account, record.request_id)
+        message = self._messages.pop(key, None)
+        parts = max(record.parts, record.part + 1, 1)
+        if message is None:
+            message = _Message([None] * parts, [0] * parts, [None] * parts)
+        elif len(message.statuses) < parts:
+            grow = parts - len(message.statuses)
+            message.statuses.extend([None] * grow)
+            message.codes.extend([0] * grow)
+            message.message_ids.extend([None] * grow)
+        self._messages[key] = message
+        while len(self._messages) > self.max_messages:
+            del self._messages[next(iter(self._messages))]
+
+        i = record.part
+        message.message_ids[i] = record.message_id
+        previous = message.statuses[i]
+        if not (previous in FINAL_STATUSES and status not in FINAL_STATUSES):
+            message.statuses[i] = status
+            message.codes[i] = code
+            if i in message.failed_order:
+                message.failed_order.remove(i)
+            if status in FAILURE_STATUSES:
+                message.failed_order.append(i)
+        overall, final = aggregate_status(message.statuses, message.failed_order)
+        if message.failed_order:
+            overall_code = message.codes[message.failed_order[0]]
+        else:
+            overall_code = next((c for c in message.codes if c), 0)
+        changed = overall != message.status
+        message.status = overall
+        first_id = next(m for m in message.message_ids if m is not None)
+        return MessageStatus(
+            account=record.account,
+            request_id=record.request_id,
+            client_id=record.client_id,
+            message_id=first_id,
+            parts=len(message.statuses),
+            status=overall,
+            code=overall_code,
+            final=final,
+            changed=changed,
+            part_statuses=tuple(message.statuses),
+            submitted_at=record.submitted_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DlrEvent:
+    """One receipt, correlated (``record`` set) or given up on (``record`` None, ``reason``
+    says why). ``status``/``code`` are the receipt's (this part's); ``message`` is the
+    message-level status after it (None when unmatched)."""
+
+    account: str
+    receipt: Receipt
+    record: CorrelationRecord | None
+    bind: str | None
+    arrived_at: float
+    message: MessageStatus | None = None
+    reason: str | None = None
+
+    @property
+    def matched(self) -> bool:
+        return self.record is not None
+
+    @property
+    def status(self) -> str:
+        return self.receipt.status
+
+    @property
+    def code(self) -> int:
+        return self.receipt.error_code
+
+    @property
+    def message_id(self) -> str:
+        """The SMSC id as the user saw it in the ``sent`` outcome (the receipt's if unmatched)."""
+        return self.record.message_id if self.record is not None else self.receipt.message_id
+
+    @property
+    def client_id(self) -> str | None:
+        return self.record.client_id if self.record is not None else None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.record.request_id if self.record is not None else None
+
+    def event(self, event_at: float | datetime) -> dict[str, Any]:
+        """The per-part user event (for a one-part message, the message's event)."""
+        record = self.record
+        if record is None:
+            return event_for(
+                message_id=self.message_id,
+                client_id=None,
+                status=self.status,
+                code=self.code,
+                event_at=event_at,
+                bind=self.bind,
+                reason=self.reason,
+            )
+        return event_for(
+            message_id=record.message_id,
+            client_id=record.client_id,
+            status=self.status,
+            code=self.code,
+            event_at=event_at,
+            parts=record.parts,
+            segment=record.part + 1 if record.parts > 1 else None,
+            submitted_at=record.submitted_at or None,
+            bind=self.bind,
+            reason=self.reason,
+        )
+
+
+@dataclass(slots=True, eq=False)
+class _Parked:
+    serial: int
+    account: str
+    receipt: Receipt
+    bind: str | None
+    arrived_at: float
+    keys: tuple[str, ...]
+    relookups: int = 0
+
+
+class ReceiptCorrelator:
+    """Matches receipts to records, parks the early ones, gives up on the hopeless ones.
+
+    ``resolver`` should be the correlation store's (``store.resolver``), so that parked
+    receipts are matched by the same rules and the same decided conversions as lookups, and
+    are looked up again as soon as the store's observations decide their account. Matching
+    goes through ``resolver.resolve`` only, which tries at most one key per receipt id: a
+    receipt is never matched to a record its account's conversion does not lead to.
+    """
+
+    def __init__(
+        self,
+        *,
+        unmatched_after: float = DEFAULT_UNMATCHED_AFTER,
+        max_parked: int = DEFAULT_MAX_PARKED,
+        resolver: MessageIdResolver | None = None,
+        tracker: MessageStatusTracker | None = None,
+        relookup_after: Sequence[float] = DEFAULT_RELOOKUP_AFTER,
+    ) -> None:
+        if unmatched_after <= 0 or max_parked < 1:
+            raise ValueError("unmatched_after must be positive and max_parked at least 1")
+        if not relookup_after or any(d <= 0 for d in relookup_after):
+            raise ValueError("relookup_after must be positive delays")
+        self.unmatched_after = unmatched_after
+        self.max_parked = max_parked
+        self.resolver = resolver if resolver is not None else MessageIdResolver()
+        self.tracker = tracker if tracker is not None else MessageStatusTracker()
+        self.relookup_after = tuple(sorted(relookup_after))
+        self._serial = 0
+        # Arrival order is expiry order (one timeout for all): the first entry expires first.
+        self._parked: dict[int, _Parked] = {}
+        self._by_key: dict[tuple[str, str], dict[int, None]] = {}
+        self._by_id: dict[tuple[str, str], dict[int, None]] = {}
+        self._relookups: list[tuple[float, int, int]] = []  # (when, serial, relookups done)
+        self._decisions_seen = self.resolver.decisions
+
+    @property
+    def parked(self) -> int:
+        return len(self._parked)
+
+    # -- receipts in
+
+    def receipts_arrived(
+        self,
+        account: str,
+        receipts: Sequence[Receipt],
+        found: Mapping[str, CorrelationRecord],
+        now: float,
+        *,
+        bind: str | None = None,
+    ) -> list[DlrEvent]:
+        """A batch of receipts and what ``get_many`` found for their ids (receipt id →
+        record): events for the found ones (after any earlier parked receipt for the same
+        id), the rest parked. Parking past ``max_parked`` pushes the oldest out unmatched."""
+        events: list[DlrEvent] = []
+        for receipt in receipts:
+            events.extend(
+                self.receipt_arrived(
+                    account, receipt, found.get(receipt.message_id), now, bind=bind
+                )
+            )
+        return events
+
+    def receipt_arrived(
+        self,
+        account: str,
+        receipt: Receipt,
+        record: CorrelationRecord | None,
+        now: float,
+        *,
+        bind: str | None = None,
+    ) -> list[DlrEvent]:
+        """One receipt and its looked-up record (None: not found)."""
+        if record is not None:
+            events = self._release_id(account, receipt.message_id, record)
+            events.append(self._matched(account, receipt, record, bind, now))
+            return events
+        return self._park(account, receipt, bind, now)
+
+    def _park(self, account: str, receipt: Receipt, bind: str | None, now: float) -> list[DlrEvent]:
+        events: list[DlrEvent] = []
+        while len(self._parked) >= self.max_parked:
+            oldest = self._parked[next(iter(self._parked))]
+            self._unpark(oldest)
+            events.append(self._unmatched(oldest, "parking full: no mapping in time"))
+        self._serial += 1
+        # Indexed under every key any conversion could give, so that a mapping stored later
+        # finds it even if the account's conversion is decided meanwhile; ``resolve`` then
+        # applies the rules in force at match time.
+        keys = possible_keys(receipt.message_id)
+        parked = _Parked(self._serial, account, receipt, bind, now, keys)
+        self._parked[parked.serial] = parked
+        for key in parked.keys:
+            self._by_key.setdefault((account, key), {})[parked.serial] = None
+        self._by_id.setdefault((account, receipt.message_id), {})[parked.serial] = None
+        heapq.heappush(self._relookups, (now + self.relookup_after[0], parked.serial, 0))
+        return events
+
+    def _unpark(self, parked: _Parked) -> None:
+        del self._parked[parked.serial]
+        for key in parked.keys:
+            slot = (parked.account, key)
+            serials = self._by_key[slot]
+            del serials[parked.serial]
+            if not serials:
+                del self._by_key[slot]
+        slot = (parked.account, parked.receipt.message_id)
+        serials = self._by_id[slot]
+        del serials[parked.serial]
+        if not serials:
+            del self._by_id[slot]
+
+    def _release_id(
+        self, account: str, receipt_id: str, record: CorrelationRecord
+    ) -> list[DlrEvent]:
+        """Parked receipts with exactly this id, matched to ``record``, oldest first."""
+        serials = self._by_id.get((account, receipt_id))
+        if not serials:
+            return []
+        events: list[DlrEvent] = []
+        for serial in list(serials):
+            parked = self._parked[serial]
+            self._unpark(parked)
+            events.append(
+                self._matched(account, parked.receipt, record, parked.bind, parked.arrived_at)
+            )
+        return events
+
+    # -- mappings in
+
+    def mappings_stored(self, records: Iterable[CorrelationRecord], now: float) -> list[DlrEvent]:
+        """Mappings just stored: parked receipts they resolve come out matched, in arrival
+        order. Those the resolver has no key for yet (an ``auto`` account not decided, an id
+        that reads differently in hex and decimal) stay parked."""
+        if not self._parked:
+            return []
+        by_account: dict[str, dict[str, CorrelationRecord]] = {}
+        for record in records:
+            by_account.setdefault(record.account, {})[record.key] = record
+        candidates: dict[int, None] = {}
+        for account, keyed in by_account.items():
+            for key in keyed:
+                candidates.update(self._by_key.get((account, key), {}))
+        events: list[DlrEvent] = []
+        for serial in sorted(candidates):
+            parked = self._parked.get(serial)
+            if parked is None:
+                continue  # released with an earlier one of the same id
+            found = by_account[parked.account]
+            match = self.resolver.resolve(parked.account, parked.receipt.message_id, found)
+            if match is None:
+                continue
+            # Earlier receipts with the same id go first, this one among them.
+            events.extend(self._release_id(parked.account, parked.receipt.message_id, match))
+        return events
+
+    def relookups_due(self, now: float) -> dict[str, list[str]]:
+        """Parked receipt ids to look up again, per account (each id once); each receipt's
+        next relookup is scheduled as it is returned. Every parked receipt of an account that
+        ``auto`` decided since the last call is due at once."""
+        due: dict[str, dict[str, None]] = {}
+        heap = self._relookups
+        self._bring_forward_decided(now)
+        while heap and heap[0][0] <= now:
+            _, serial, done = heapq.heappop(heap)
+            parked = self._parked.get(serial)
+            if parked is None or parked.relookups != done:
+                continue
+            due.setdefault(parked.account, {})[parked.receipt.message_id] = None
+            parked.relookups += 1
+            schedule = self.relookup_after
+            n = parked.relookups
+            if n < len(schedule):
+                at = parked.arrived_at + schedule[n]
+            else:
+                at = parked.arrived_at + schedule[-1] * (n - len(schedule) + 2)
+            # A caller that came late gets the next one a full first step later, not at once.
+            heapq.heappush(heap, (max(at, now + schedule[0]), serial, n))
+        return {account: list(ids) for account, ids in due.items()}
+
+    def _bring_forward_decided(self, now: float) -> None:
+        """A relookup now for the parked receipts of accounts decided since the last look
+        (the entry they had becomes stale: ``relookups`` moves past it)."""
+        resolver = self.resolver
+        if resolver.decisions == self._decisions_seen:
+            return
+        decided = set(resolver.decided_since(self._decisions_seen))
+        self._decisions_seen = resolver.decisions
+        for parked in self._parked.values():
+            if parked.account in decided:
+                heapq.heappush(self._relookups, (now, parked.serial, parked.relookups))
+
+    def receipts_found(
+        self, account: str, found: Mapping[str, CorrelationRecord], now: float
+    ) -> list[DlrEvent]:
+        """What a relookup's ``get_many`` found (receipt id → record): those parked receipts
+        come out matched."""
+        events: list[DlrEvent] = []
+        for receipt_id, record in found.items():
+            events.extend(self._release_id(account, receipt_id, record))
+        events.sort(key=lambda e: e.arrived_at)
+        return events
+
+    # -- time
+
+    def expire(self, now: float) -> list[DlrEvent]:
+        """Receipts parked for ``unmatched_after`` or longer, as unmatched events."""
+        events: list[DlrEvent] = []
+        while self._parked:
+            oldest = self._parked[next(iter(self._parked))]
+            if oldest.arrived_at + self.unmatched_after > now:
+                break
+            self._unpark(oldest)
+            events.append(self._unmatched(oldest, f"no mapping within {self.unmatched_after:g} s"))
+        return events
+
+    def next_deadline(self) -> float:
+        """When ``expire`` or ``relookups_due`` next has something to do (inf: never; -inf:
+        at once, an account was decided while receipts are parked)."""
+        if self._parked and self.resolver.decisions != self._decisions_seen:
+            return -math.inf
+        heap = self._relookups
+        while heap and (
+            (parked := self._parked.get(heap[0][1])) is None or parked.relookups != heap[0][2]
+        ):
+            heapq.heappop(heap)
+        deadline = heap[0][0] if heap else float("inf")
+        if self._parked:
+            oldest = self._parked[next(iter(self._parked))]
+            deadline = min(deadline, oldest.arrived_at + self.unmatched_after)
+        return deadline
+
+    # -- events out
+
+    def _matched(
+        self,
+        account: str,
+        receipt: Receipt,
+        record: CorrelationRecord,
+        bind: str | None,
+        arrived_at: float,
+    ) -> DlrEvent:
+        message = self.tracker.update(record, receipt.status, receipt.error_code)
+        return DlrEvent(account, receipt, record, bind, arrived_at, message)
+
+    def _unmatched(self, parked: _Parked, reason: str) -> DlrEvent:
+        return DlrEvent(
+            parked.account,
+            parked.receipt,
+            None,
+            parked.bind,
+            parked.arrived_at,
+            None,
+            f"unmatched: {reason}",
+        )
+
+
+__all__ = [
+    "DEFAULT_MAX_PARKED",
+    "DEFAULT_RELOOKUP_AFTER",
+    "DEFAULT_UNMATCHED_AFTER",
+    "FAILURE_STATUSES",
+    "FINAL_STATUSES",
+    "DlrEvent",
+    "MessageStatus",
+    "MessageStatusTracker",
+    "ReceiptCorrelator",
+    "aggregate_status",
+    "event_for",
+    "iso_utc",
+]

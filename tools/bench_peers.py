@@ -857,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.role:
         return run_client_role(args.role, args.port, args.count, args.receipts)
 
-    count = args.count or (20_000 if args.quick else 200_000)
+    count = args.count or (100_000 if args.quick else 200_000)
     repeat = args.repeat or (1 if args.quick else 3)
     pairs = PAIRS
     if args.only:

@@ -248,12 +248,20 @@ class Client:
         *,
         tags: Iterable[object] | None = None,
         yield_every: int = 32,
+        refill: int | None = None,
     ) -> AsyncIterator[list[SubmitResult]]:
         """Pipeline many requests through the window; yield settled results in batches.
 
         The producer blocks only while the window is full; results arrive in completion order,
         a batch per wake-up (one list per batch, not one object per message, keeps the per-
         message cost low). Every request yields exactly one result.
+
+        Once the window is full, the producer waits for ``refill`` free slots (default: a
+        twelfth of the window) and sends them as one run: against an SMSC that writes each
+        response in its own segment, refilling slot by slot costs a wake-up and a write per
+        message (a third more CPU). The price is a window at most ``refill - 1`` slots short
+        while it waits (a few percent of throughput when the window, not the CPU, is the
+        limit); ``refill=1`` refills slot by slot.
         """
         driver = self._driver
         done: list[SubmitResult] = []
@@ -281,6 +289,8 @@ class Client:
 
         conn = driver.conn
         start_request = driver.start_request
+        if refill is None:
+            refill = max(1, conn.config.window // 12)
         # The clock, read once per run of submits between awaits (not once per submit):
         # response deadlines need no finer time than that.
         now = 0.0
@@ -314,7 +324,7 @@ class Client:
                         now = anyio.current_time()  # the iterator may have awaited
                         callback = make_callback(next(tag_iter)) if tag_iter is not None else settle
                         while not try_send(pdu, callback):
-                            await driver.wait_window()
+                            await driver.wait_window(refill)
                             now = anyio.current_time()
                         count += 1
                         if count % yield_every == 0:
@@ -323,7 +333,7 @@ class Client:
                     for pdu in pdus:
                         callback = make_callback(next(tag_iter)) if tag_iter is not None else settle
                         while not try_send(pdu, callback):
-                            await driver.wait_window()
+                            await driver.wait_window(refill)
                             now = anyio.current_time()
                         count += 1
                         if count % yield_every == 0:

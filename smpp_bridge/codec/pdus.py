@@ -656,11 +656,17 @@ def _compile_encoder(cls: type[Pdu]) -> Callable[[Pdu, int], bytes]:
         elif isinstance(kind, CStr):
             flush_ints()
             var = f"v_{name}"
-            lines.append(f"    {var} = p.{name}.encode('latin-1')")
+            # An empty string (the usual service_type and times) needs no encoding or checks;
+            # anything else, a non-str included, takes the checked path.
+            lines.append(f"    {var} = p.{name}")
+            lines.append(f"    if {var} == '':")
+            lines.append(f"      {var} = b''")
+            lines.append("    else:")
+            lines.append(f"      {var} = {var}.encode('latin-1')")
             if isinstance(kind, Time):
-                lines.append(f"    if (len({var}) != 16 and {var}) or 0 in {var}: raise ERR")
+                lines.append(f"      if len({var}) != 16 or 0 in {var}: raise ERR")
             else:
-                lines.append(f"    if len({var}) >= {kind.max} or 0 in {var}: raise ERR")
+                lines.append(f"      if len({var}) >= {kind.max} or 0 in {var}: raise ERR")
             pieces.append(var)
             pieces.append("b'\\x00'")
         elif isinstance(kind, ShortMessage):
@@ -889,11 +895,17 @@ def _decoder_lines(cls: type[Pdu], ns: dict[str, Any], var: str) -> list[str]:
                 lines.append(f"pos += {st.size}")
             args.extend(nm for nm, _ in run)
         elif isinstance(kind, CStr):
-            lines.append(f"i = f.index(0, pos, pos + {kind.max})")
+            # Empty is the usual value of service_type and the time fields: one index
+            # instead of a search, a slice and a decode.
+            lines.append("if f[pos] == 0:")
+            lines.append(f"  {name} = ''")
+            lines.append("  pos += 1")
+            lines.append("else:")
+            lines.append(f"  i = f.index(0, pos, pos + {kind.max})")
             if isinstance(kind, Time):
-                lines.append("if i != pos and i - pos != 16: raise ValueError")
-            lines.append(f"{name} = f[pos:i].decode('latin-1')")
-            lines.append("pos = i + 1")
+                lines.append("  if i - pos != 16: raise ValueError")
+            lines.append(f"  {name} = f[pos:i].decode('latin-1')")
+            lines.append("  pos = i + 1")
             args.append(name)
         elif isinstance(kind, ShortMessage):
             lines.append("n = f[pos]")

@@ -173,7 +173,21 @@ def is_receipt(esm_class: int, tlvs: tuple[Tlv, ...]) -> bool:
 def parse_receipt(esm_class: int, tlvs: tuple[Tlv, ...], text: str | None) -> Receipt | None:
     """A receipt from a deliver_sm/data_sm's esm_class, TLVs and decoded text; None if the PDU
     carries no usable receipt (no message id anywhere)."""
-    fields = parse_receipt_fields(text) if text else {}
+    standard = _STANDARD.fullmatch(text) if text else None
+    if standard is not None:
+        # The fields as ``parse_receipt_fields`` reads them, without the dict in between.
+        text_id, sub, dlvrd, submit_date, done_date, text_stat, err, rest = standard.groups()
+        rest = rest.lstrip(" ") if rest is not None else None
+    else:
+        fields = parse_receipt_fields_generally(text) if text else {}
+        text_id = fields.get("id")
+        sub = fields.get("sub")
+        dlvrd = fields.get("dlvrd")
+        submit_date = fields.get("submit_date")
+        done_date = fields.get("done_date")
+        text_stat = fields.get("stat")
+        err = fields.get("err")
+        rest = fields.get("text")
     message_id: str | None = None
     state: int | None = None
     network_error: bytes | None = None
@@ -191,27 +205,26 @@ def parse_receipt(esm_class: int, tlvs: tuple[Tlv, ...], text: str | None) -> Re
         elif tag == _NETWORK_ERROR_CODE:
             network_error = t.value
     if message_id is None:
-        message_id = fields.get("id") or None
+        message_id = text_id or None
     if message_id is None:
         return None
     if state is not None and state in STAT_BY_STATE:
         stat = STAT_BY_STATE[state]
-    elif "stat" in fields:
-        stat = normalise_stat(fields["stat"])
+    elif text_stat is not None:
+        stat = normalise_stat(text_stat)
     else:
         stat = "UNKNOWN"
-    err = fields.get("err")
     if err is None and network_error is not None and len(network_error) == 3:
         err = str(int.from_bytes(network_error[1:], "big"))
     return Receipt(
         message_id=message_id,
         stat=stat,
         err=err,
-        sub=fields.get("sub"),
-        dlvrd=fields.get("dlvrd"),
-        submit_date=fields.get("submit_date"),
-        done_date=fields.get("done_date"),
-        text=fields.get("text"),
+        sub=sub,
+        dlvrd=dlvrd,
+        submit_date=submit_date,
+        done_date=done_date,
+        text=rest,
         network_error_code=network_error,
         intermediate=(esm_class & ESM_TYPE_MASK) == 0x20 or stat == "ENROUTE",
     )

@@ -328,9 +328,17 @@ class DecodedText(msgspec.Struct, frozen=True):
     single_shift: int = 0
 
 
+# Plain ints, read once: every received message is checked for them.
+_SAR_TAGS: Final = (
+    int(Tag.sar_msg_ref_num),
+    int(Tag.sar_total_segments),
+    int(Tag.sar_segment_seqnum),
+)
+
+
 def _sar_concat(tlvs: Sequence[Tlv]) -> ConcatInfo | None:
     values: list[int] = []
-    for tag in (Tag.sar_msg_ref_num, Tag.sar_total_segments, Tag.sar_segment_seqnum):
+    for tag in _SAR_TAGS:
         tlv = find_tlv(tlvs, tag)
         if tlv is None:
             return None

@@ -63,6 +63,7 @@ _OUTBIND = int(C.outbind)
 # Requests whose response changes the session (or is the session's own keepalive): every other
 # response only settles its request.
 _SESSION_REQUESTS = frozenset({_ENQUIRE, _UNBIND, *BIND_STATES})
+_CLOSED = State.CLOSED  # an Enum member read through its class costs as much as a dict lookup
 # The session_init timer runs until a bind arrives: from connect (OPEN), and through an outbind
 # the ESME never answers (OUTBOUND; smpp-facts 9.1, v5.0 applicability).
 _AWAITING_BIND = frozenset({State.OPEN, State.OUTBOUND})
@@ -287,21 +288,22 @@ class Connection:
         if cid not in self._acceptable:
             self._reject(pdu)
             return
-        if cid == _ENQUIRE:
-            self._queue(EnquireLinkResp(seq), seq)
-            return
-        if cid == _UNBIND:
-            self._queue(UnbindResp(seq), seq)
-            self._set_state(State.UNBOUND)
-            self._events.append(UnbindReceived(pdu))
-            return
+        if cid in _SESSION_REQUESTS or cid == _OUTBIND:
+            if cid == _ENQUIRE:
+                self._queue(EnquireLinkResp(seq), seq)
+                return
+            if cid == _UNBIND:
+                self._queue(UnbindResp(seq), seq)
+                self._set_state(State.UNBOUND)
+                self._events.append(UnbindReceived(pdu))
+                return
+            if cid in BIND_STATES:
+                self._pending_bind = cid
+                self._set_state(State.BINDING)
+            else:
+                self._set_state(State.OUTBOUND)
         if pdu.response_type is not None:
             self._inbound[seq] = cid
-        if cid in BIND_STATES:
-            self._pending_bind = cid
-            self._set_state(State.BINDING)
-        elif cid == _OUTBIND:
-            self._set_state(State.OUTBOUND)
         self._events.append(RequestReceived(pdu))
 
     def _reject(self, pdu: Pdu) -> None:
@@ -404,7 +406,7 @@ class Connection:
     def _send_response(self, pdu: Pdu) -> None:
         seq = pdu.sequence_number
         cid = pdu.command_id
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             raise LocalProtocolError("the session is closed", command_id=cid)
         request = self._inbound.get(seq)
         if cid != _GENERIC_NACK and (request is None or cid != request | RESPONSE_BIT):
@@ -414,14 +416,15 @@ class Connection:
                 sequence_number=seq,
             )
         data = ENCODERS[type(pdu)](pdu, seq)  # may raise FieldError: nothing changes then
-        self._inbound.pop(seq, None)
         self._out.append(data)
-        if request is not None and request in BIND_STATES:
-            self._pending_bind = None
-            if pdu.command_status == 0 and cid != _GENERIC_NACK:
-                self._set_state(BIND_STATES[request])
-            else:
-                self._set_state(State.OPEN)
+        if request is not None:
+            del self._inbound[seq]
+            if request in BIND_STATES:
+                self._pending_bind = None
+                if pdu.command_status == 0 and cid != _GENERIC_NACK:
+                    self._set_state(BIND_STATES[request])
+                else:
+                    self._set_state(State.OPEN)
 
     def _queue(self, pdu: Pdu, seq: int) -> None:
         """Queue an automatic answer (not tracked as an inbound request)."""

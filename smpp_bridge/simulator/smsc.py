@@ -72,8 +72,10 @@ _NOT_SUPPORTED: Final[dict[type[Pdu], int]] = {
     QueryBroadcastSm: S.ESME_RBCASTQUERYFAIL,
     CancelBroadcastSm: S.ESME_RBCASTCANCELFAIL,
 }
-# A plain int: an IntEnum member costs an attribute lookup per receipt.
+# Read once: an Enum member read through its class costs a lookup per receipt.
 _RECEIPTED_MESSAGE_ID: Final = int(Tag.receipted_message_id)
+_BOUND_TRX: Final = State.BOUND_TRX
+_BOUND_RX: Final = State.BOUND_RX
 ESM_RECEIPT: Final = 0x04
 ESM_INTERMEDIATE: Final = 0x20
 # registered_delivery: bits 0-1 select the final receipt, bit 4 asks for intermediates.
@@ -529,12 +531,12 @@ class SmscSession:
         """Whether deliver_sm may be sent on this session now (bound RX/TRX, not ending)."""
         # Identity tests: hashing an Enum for a set lookup costs more, and this runs per receipt.
         state = self.conn.state
-        return (state is State.BOUND_TRX or state is State.BOUND_RX) and not self.closed
+        return (state is _BOUND_TRX or state is _BOUND_RX) and not self.closed
 
     def deliver(self, out: Outbound) -> None:
         """Send a deliver_sm now if the window has room, else queue it in order."""
         state = self.conn.state
-        if (state is not State.BOUND_TRX and state is not State.BOUND_RX) or self.closed:
+        if (state is not _BOUND_TRX and state is not _BOUND_RX) or self.closed:
             self.sim.reroute(out)
         elif self.pending or self.stream.stalled or self.conn.window_free <= 0:
             self.pending.append(out)

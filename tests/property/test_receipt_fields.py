@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smpp_bridge.codec.receipt import parse_receipt_fields, parse_receipt_fields_generally
+from smpp_bridge.codec import receipt
+from smpp_bridge.codec.receipt import (
+    parse_receipt,
+    parse_receipt_fields,
+    parse_receipt_fields_generally,
+)
+from smpp_bridge.codec.tlv import Tag, Tlv
 
 # Characters that could confuse either parser: separators, key letters, non-ASCII whitespace,
 # letters whose case folding is not ASCII's, line breaks.
@@ -61,6 +71,41 @@ def test_standard_layouts_read_the_same_fields_as_the_general_parser(text: str) 
 @given(st.text(alphabet=TRICKY, max_size=60))
 def test_any_text_reads_the_same_either_way(text: str) -> None:
     assert parse_receipt_fields(text) == parse_receipt_fields_generally(text)
+
+
+@contextmanager
+def general_parser_only() -> Iterator[None]:
+    """Make the fast path's pattern match nothing, so every text takes the general path."""
+    standard = receipt._STANDARD
+    receipt._STANDARD = re.compile(r"(?!)")
+    try:
+        yield
+    finally:
+        receipt._STANDARD = standard
+
+
+TLV_SETS = st.sampled_from(
+    [
+        (),
+        (Tlv(Tag.receipted_message_id, b"77\x00"), Tlv(Tag.message_state, b"\x02")),
+        (Tlv(Tag.message_state, b"\x05"), Tlv(Tag.network_error_code, b"\x03\x00\x0b")),
+        (Tlv(Tag.receipted_message_id, b"\x00"),),
+    ]
+)
+
+
+@given(
+    st.one_of(receipt_texts(clean_values), receipt_texts(), st.just("")),
+    TLV_SETS,
+    st.sampled_from([0x00, 0x04, 0x20]),
+)
+def test_parse_receipt_reads_the_same_either_way(
+    text: str, tlvs: tuple[Tlv, ...], esm_class: int
+) -> None:
+    fast = parse_receipt(esm_class, tlvs, text)
+    with general_parser_only():
+        general = parse_receipt(esm_class, tlvs, text)
+    assert fast == general
 
 
 def test_the_usual_receipt_takes_the_fast_path() -> None:

@@ -73,7 +73,7 @@ def write_json(obj: object, stream: TextIO | None = None, *, pretty: bool = Fals
     """Write ``obj`` as JSON and a newline: indented when ``pretty``, else on one line.
 
     Non-ASCII text is written as is (UTF-8 terminals read it); a stream that cannot encode it
-    gets ``\\uXXXX`` escapes instead of a crash.
+    gets ``\\u`` escapes (four hex digits) instead of a crash.
     """
     out = sys.stdout if stream is None else stream
     data = msgspec.json.encode(obj)

@@ -259,7 +259,7 @@ class Client:
         Once the window is full, the producer waits for ``refill`` free slots (default: a
         twelfth of the window) and sends them as one run: against an SMSC that writes each
         response in its own segment, refilling slot by slot costs a wake-up and a write per
-        message (a third more CPU). The price is a window at most ``refill - 1`` slots short
+        message (a fifth more CPU). The price is a window at most ``refill - 1`` slots short
         while it waits (a few percent of throughput when the window, not the CPU, is the
         limit); ``refill=1`` refills slot by slot.
         """

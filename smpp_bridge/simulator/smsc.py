@@ -345,8 +345,21 @@ class SmscSession:
             return (Tlv(Tag.congestion_state, bytes((level,))),)
         return tlvs
 
+    def _count_and_admit(self) -> int:
+        """Count a submission and admit it: 0, or the status to reject it with."""
+        self.counters.submits += 1
+        self.received += 1
+        return self._admit() if self._limited else 0
+
+    def _accept_id(self) -> tuple[int, str]:
+        """Count an accepted submission; its number and message_id."""
+        self.counters.accepted += 1
+        number = self._next_id()
+        return number, self._format_id(number)
+
     def _submit_sm(self, pdu: SubmitSm) -> _Answer:
-        # The hot path: every line here is paid per message.
+        # The hot path: every line here is paid per message, so it inlines
+        # ``_count_and_admit`` and ``_accept_id`` (which data_sm and submit_multi share).
         counters = self.counters
         counters.submits += 1
         self.received += 1
@@ -372,16 +385,10 @@ class SmscSession:
         return self._respond_later(resp)
 
     def _data_sm(self, pdu: DataSm) -> _Answer:
-        counters = self.counters
-        counters.submits += 1
-        self.received += 1
-        if self._limited:
-            status = self._admit()
-            if status:
-                return self._reject(pdu, status)
-        number = self._next_id()
-        message_id = self._format_id(number)
-        counters.accepted += 1
+        status = self._count_and_admit()
+        if status:
+            return self._reject(pdu, status)
+        number, message_id = self._accept_id()
         resp = DataSmResp(pdu.sequence_number, 0, message_id, self._congestion())
         if pdu.registered_delivery and self._receipts_on:
             dest = (pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)
@@ -391,16 +398,10 @@ class SmscSession:
         return self._respond(resp)
 
     def _submit_multi(self, pdu: SubmitMulti) -> _Answer:
-        counters = self.counters
-        counters.submits += 1
-        self.received += 1
-        if self._limited:
-            status = self._admit()
-            if status:
-                return self._reject(pdu, status)
-        number = self._next_id()
-        message_id = self._format_id(number)
-        counters.accepted += 1
+        status = self._count_and_admit()
+        if status:
+            return self._reject(pdu, status)
+        number, message_id = self._accept_id()
         resp = SubmitMultiResp(pdu.sequence_number, 0, message_id, (), self._congestion())
         outs: list[tuple[float, Outbound]] = []
         if pdu.registered_delivery and self._receipts_on:

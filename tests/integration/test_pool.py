@@ -67,8 +67,10 @@ def sim_config(**sections: Any) -> Any:
     return config_from_dict(base)
 
 
-@asynccontextmanager
-async def pool_for(sim: Simulator, recorder: Recorder, **account: Any) -> AsyncIterator[BindPool]:
+def pool_config(
+    sim: Simulator, *, pool: dict[str, Any] | None = None, **account: Any
+) -> PoolConfig:
+    """One account "main" on the simulator's "esme", with fast reconnects and retries."""
     assert sim.port is not None
     fields: dict[str, Any] = {
         "name": "main",
@@ -78,15 +80,19 @@ async def pool_for(sim: Simulator, recorder: Recorder, **account: Any) -> AsyncI
         "window": 50,
         "enquire_link_interval": None,
     } | account
-    config = PoolConfig(
-        accounts=(AccountConfig(**fields),),
-        reconnect_base=0.05,
-        reconnect_cap=0.3,
-        retry_base=0.02,
-        retry_cap=0.3,
-        inbound_timeout=1.0,
-    )
-    async with open_pool(config, recorder) as pool:
+    options: dict[str, Any] = {
+        "reconnect_base": 0.05,
+        "reconnect_cap": 0.3,
+        "retry_base": 0.02,
+        "retry_cap": 0.3,
+        "inbound_timeout": 1.0,
+    } | (pool or {})
+    return PoolConfig(accounts=(AccountConfig(**fields),), **options)
+
+
+@asynccontextmanager
+async def pool_for(sim: Simulator, recorder: Recorder, **account: Any) -> AsyncIterator[BindPool]:
+    async with open_pool(pool_config(sim, **account), recorder) as pool:
         await pool.wait_ready(timeout=10)
         yield pool
 
@@ -247,16 +253,8 @@ async def test_multipart_mo_out_of_order_and_with_a_missing_part() -> None:
 async def test_wrong_password_stops_the_bind_instead_of_hammering() -> None:
     recorder = Recorder()
     async with run_simulator(sim_config()) as sim:
-        assert sim.port is not None
-        config = PoolConfig(
-            accounts=(
-                AccountConfig(
-                    name="main", system_id="esme", password="wrong", port=sim.port, binds=2
-                ),
-            ),
-            reconnect_base=0.01,
-            reconnect_cap=0.05,
-        )
+        fast = {"reconnect_base": 0.01, "reconnect_cap": 0.05}
+        config = pool_config(sim, password="wrong", binds=2, pool=fast)
         async with open_pool(config, recorder) as pool:
             with anyio.fail_after(10):
                 while any(b.state != "stopped" for b in pool.accounts["main"].binds):
@@ -273,22 +271,8 @@ async def test_too_many_binds_backs_off_long_while_the_rest_keeps_sending() -> N
     recorder = Recorder()
     config = sim_config(account={"max_binds": 1}, receipts={"enabled": False})
     async with run_simulator(config) as sim:
-        assert sim.port is not None
-        pool_config = PoolConfig(
-            accounts=(
-                AccountConfig(
-                    name="main",
-                    system_id="esme",
-                    password="pw",
-                    port=sim.port,
-                    binds=3,
-                    enquire_link_interval=None,
-                ),
-            ),
-            reconnect_base=0.01,
-            reconnect_cap=0.05,
-        )
-        async with open_pool(config=pool_config, handler=recorder) as pool:
+        fast = {"reconnect_base": 0.01, "reconnect_cap": 0.05}
+        async with open_pool(pool_config(sim, binds=3, pool=fast), recorder) as pool:
             await pool.wait_ready(binds=1)
             await send_all(pool, messages(200))
             await recorder.wait("outcomes", 200, timeout=20)
@@ -304,36 +288,22 @@ async def test_too_many_binds_backs_off_long_while_the_rest_keeps_sending() -> N
 async def test_drain_waits_for_responses_and_hands_back_what_never_left() -> None:
     recorder = Recorder()
     config = sim_config(submit={"latency": 0.3}, receipts={"enabled": False})
-    async with run_simulator(config) as sim:
-        assert sim.port is not None
-        pool_config = PoolConfig(
-            accounts=(
-                AccountConfig(
-                    name="main",
-                    system_id="esme",
-                    password="pw",
-                    port=sim.port,
-                    window=10,
-                    enquire_link_interval=None,
-                ),
-            ),
-        )
-        async with anyio.create_task_group() as tg:
-            pool = BindPool(pool_config, recorder)
-            await tg.start(pool.run)
-            await pool.wait_ready()
-            blocked: list[BaseException] = []
+    async with run_simulator(config) as sim, anyio.create_task_group() as tg:
+        pool = BindPool(pool_config(sim, window=10), recorder)
+        await tg.start(pool.run)
+        await pool.wait_ready()
+        blocked: list[BaseException] = []
 
-            async def sender() -> None:
-                try:
-                    await send_all(pool, messages(40))
-                except PoolClosed as exc:
-                    blocked.append(exc)
+        async def sender() -> None:
+            try:
+                await send_all(pool, messages(40))
+            except PoolClosed as exc:
+                blocked.append(exc)
 
-            tg.start_soon(sender)
-            await anyio.sleep(0.1)  # the window (10) is full, the sender waits for slots
-            with anyio.fail_after(10):
-                unsent = await pool.drain(timeout=5)
+        tg.start_soon(sender)
+        await anyio.sleep(0.1)  # the window (10) is full, the sender waits for slots
+        with anyio.fail_after(10):
+            unsent = await pool.drain(timeout=5)
     # Everything that went out got its real outcome; the blocked sender was told.
     assert len(recorder.outcomes) == 10
     assert all(o.status == "sent" for o in recorder.outcomes)

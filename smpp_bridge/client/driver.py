@@ -147,6 +147,8 @@ class Driver:
         self.protocol_errors: int = 0
         self.bytes_sent = 0
         self.writes = 0
+        # The writer task and a final flush from ``run`` must not write at the same time.
+        self._write_lock = anyio.Lock(fast_acquire=True)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -325,7 +327,8 @@ class Driver:
 
     async def _write(self, data: bytes) -> None:
         try:
-            await self.stream.send(data)
+            async with self._write_lock:
+                await self.stream.send(data)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             self.conn.send_failed(f"send failed: {exc!r}")
             self._dispatch()

@@ -1,27 +1,39 @@
 #!/usr/bin/env python3
-"""The demo behind ``tools/demo``: simulator in a subprocess, 10k messages with receipts through
-the client library, a live progress line, then a summary table. Everything stops cleanly."""
+"""The demo behind ``tools/demo``: the SMSC simulator and the sender daemon on the embedded
+defaults (SQLite queue and stores), 10k send requests enqueued with ``smpp-bridge enqueue``,
+their events followed until every message has its delivery report, a summary table, and a
+clean shutdown of both processes. Everything lives in a temporary directory."""
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import anyio
 
-from smpp_bridge.cli.send import ids_match
-from smpp_bridge.client.delivery import Delivery
-from smpp_bridge.client.esme import SubmitResult, open_session
-from smpp_bridge.codec import SubmitSm
+from smpp_bridge.bridge.queues import open_queue
 
 ROOT = Path(__file__).resolve().parent.parent
+FINAL = frozenset({"delivered", "failed", "expired", "rejected", "canceled", "accepted"})
+SETTLED = frozenset({"error", "unknown"})  # a message that never reached the SMSC
+TEXTS = (
+    "Your code is {n:06d}",
+    "Hola {n}, tu pedido está en camino. ¡Gracias por comprar con nosotros!",
+    "Reminder: your appointment is tomorrow at 10:00. Reply STOP to opt out. Ref {n}. "
+    "This reminder is long enough that it needs two parts: GSM 7-bit, 153 characters each, "
+    "joined again on the handset.",
+    "Ваш код подтверждения: {n}",
+    "Delivery {n} 📦 arrives today",
+)
 
 
 def free_port() -> int:
@@ -31,136 +43,203 @@ def free_port() -> int:
         return port
 
 
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the {what} did not start (see its log)") from None
+            time.sleep(0.1)
+
+
+_last_progress = [0.0]
+
+
 def progress(label: str, done: int, total: int, started: float) -> None:
+    now = time.monotonic()
+    if done < total and now - _last_progress[0] < 0.2:
+        return
+    _last_progress[0] = now
     width = 30
-    filled = int(width * done / max(total, 1))
+    filled = min(width, int(width * done / max(total, 1)))
     elapsed = time.monotonic() - started
     rate = f"{done / elapsed:8.0f}/s" if elapsed > 0.05 else ""
-    bar = "#" * filled + "." * (width - filled)
-    sys.stderr.write(f"\r{label:9} [{bar}] {done:>6}/{total} {rate}")
+    sys.stderr.write(
+        f"\r{label:9} [{'#' * filled}{'.' * (width - filled)}] {done:>6}/{total} {rate}"
+    )
     sys.stderr.flush()
 
 
-async def run(port: int, count: int, window: int) -> int:
-    statuses: collections.Counter[str] = collections.Counter()
-    receipts: dict[str, str] = {}
-    accepted: list[str] = []
-    errors: collections.Counter[str] = collections.Counter()
+def write_config(work: Path, sim_port: int, metrics_port: int) -> Path:
+    config = work / "bridge.toml"
+    config.write_text(
+        f"""# Written by tools/demo: the embedded defaults (SQLite) against the local simulator.
+[daemon]
+name = "demo"
+drain_timeout = 10.0
 
-    async def on_delivery(d: Delivery) -> None:
-        if d.receipt is not None and d.receipt.final:
-            receipts[d.receipt.message_id] = d.receipt.status
+[queue]
+backend = "sqlite"
+path = "bridge.db"
 
-    started = time.monotonic()
-    async with open_session(
-        "127.0.0.1", port, "demo", "demo-pw", window=window, on_delivery=on_delivery
-    ) as smpp:
-        template = smpp.build_text("ACME", "+34600000000", "Your code is 123456")[0]
-        pdus = (
-            SubmitSm(
-                source_addr_ton=template.source_addr_ton,
-                source_addr=template.source_addr,
-                dest_addr_ton=1,
-                dest_addr_npi=1,
-                destination_addr=f"34600{i:06d}",
-                registered_delivery=1,
-                data_coding=template.data_coding,
-                short_message=template.short_message,
-            )
-            for i in range(count)
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[[accounts]]
+name = "demo"
+host = "127.0.0.1"
+port = {sim_port}
+system_id = "demo"
+password = "${{DEMO_SMSC_PASSWORD}}"
+binds = 2
+window = 100
+profile = "reference"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def write_requests(path: Path, count: int) -> int:
+    """``count`` requests as JSON lines, plus two invalid ones to show ``error`` events."""
+    with path.open("w", encoding="utf-8") as f:
+        for n in range(count):
+            request = {
+                "from": "ACME",
+                "to": f"+3460{n:07d}",
+                "text": TEXTS[n % len(TEXTS)].format(n=n),
+                "clientId": f"demo-{n}",
+            }
+            f.write(json.dumps(request, ensure_ascii=False) + "\n")
+        f.write(
+            json.dumps({"from": "ACME", "to": "12ab", "text": "x", "clientId": "bad-to"}) + "\n"
         )
-        done = 0
-        batch: list[SubmitResult]
-        async for batch in smpp.submit_stream(pdus):
-            for r in batch:
-                if r.ok and r.message_id is not None:
-                    accepted.append(r.message_id)
-                elif r.response is not None:
-                    errors[f"0x{r.response.command_status:08X}"] += 1
-                else:
-                    errors[type(r.error).__name__] += 1
-            done += len(batch)
-            if done == count or done % 500 < len(batch):
-                progress("submitted", done, count, started)
-        submit_seconds = time.monotonic() - started
-        sys.stderr.write("\n")
-        waited = time.monotonic()
-        with anyio.move_on_after(60):
-            while len(receipts) < len(accepted):
-                progress("receipts", len(receipts), len(accepted), waited)
-                await anyio.sleep(0.2)
-        progress("receipts", len(receipts), len(accepted), waited)
-        sys.stderr.write("\n")
-    total_seconds = time.monotonic() - started
-    # Correlate: every receipt must name a submitted message. This simulator profile answers
-    # submits with hex ids and writes receipt texts in decimal, as some real SMSCs do.
-    by_number = {int(mid, 16): mid for mid in accepted}
-    matched = 0
-    for rid, status in receipts.items():
-        mid = by_number.get(int(rid, 16))
-        if mid is None and rid.isdigit():
-            mid = by_number.get(int(rid))
-        if mid is not None and ids_match(mid, rid):
-            matched += 1
-            statuses[status] += 1
-    rows = [
-        ("requests", count),
-        ("sent (accepted by the SMSC)", len(accepted)),
-        ("error (rejected)", sum(errors.values())),
-        *((f"  {k}", v) for k, v in sorted(statuses.items(), key=lambda kv: -kv[1])),
-        ("receipts matched to their message", matched),
-        ("receipts missing", len(accepted) - matched),
-        ("submit throughput (msg/s)", round(len(accepted) / submit_seconds)),
-        ("end to end incl. receipts (s)", round(total_seconds, 2)),
-    ]
-    width = max(len(k) for k, _ in rows)
-    print()
-    print(f"{'smpp-bridge demo':{width}}   value")
-    print("-" * (width + 12))
-    for key, value in rows:
-        print(f"{key:{width}}   {value}")
-    return 0 if matched == len(accepted) and not errors else 1
+        f.write(json.dumps({"from": "ACME", "to": "+34600000000", "text": "", "clientId": "empty"}))
+        f.write("\n")
+    return count + 2
+
+
+async def follow(db: Path, expected: int, timeout: float) -> dict[str, str]:
+    """Read events until every request has a final status; the last status per clientId."""
+    last: dict[str, str] = {}
+    done: set[str] = set()
+    started = time.monotonic()
+    after: str | None = None
+    async with await open_queue("sqlite", "events", path=str(db), keep_acked=True) as events:
+        with anyio.move_on_after(timeout):
+            while len(done) < expected:
+                batch = await events.tail(after, 1000, wait=0.5)
+                for entry in batch:
+                    after = entry.id
+                    event = json.loads(entry.data)
+                    cid = event.get("clientId")
+                    if cid is None or event.get("segment"):
+                        continue  # per-part receipts: the message-level event follows
+                    status = event["status"]
+                    if last.get(cid) in FINAL:
+                        continue
+                    last[cid] = status
+                    if status in FINAL or status in SETTLED:
+                        done.add(cid)
+                progress("reports", len(done), expected, started)
+    sys.stderr.write("\n")
+    return last
+
+
+def stop(proc: subprocess.Popen[bytes], name: str) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print(f"{name} did not stop within 30 s: killed", file=sys.stderr)
+            proc.kill()
+            return proc.wait()
+    return proc.returncode
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--count", type=int, default=10_000, help="messages (default 10000)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for DLRs")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args()
-    port = free_port()
+    exe = str(Path(sys.executable).with_name("smpp-bridge"))
+    work = Path(tempfile.mkdtemp(prefix="smpp-bridge-demo-"))
+    sim_port, metrics_port = free_port(), free_port()
+    config = write_config(work, sim_port, metrics_port)
+    env = {**os.environ, "DEMO_SMSC_PASSWORD": "demo-pw", "SMPP_BRIDGE_LOG_LEVEL": "info"}
+    sim_log = (work / "simulator.log").open("wb")
+    daemon_log = (work / "daemon.log").open("wb")
     sim = subprocess.Popen(
         [
-            str(Path(sys.executable).with_name("smpp-bridge")),
+            exe,
             "simulator",
             "--port",
-            str(port),
+            str(sim_port),
             "--config",
             str(ROOT / "examples" / "demo-sim.toml"),
-            "--stats-interval",
-            "3600",
         ],
-        stderr=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        stdout=sim_log,
+        stderr=sim_log,
     )
+    daemon: subprocess.Popen[bytes] | None = None
+    ok = False
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if sim.poll() is not None or time.monotonic() > deadline:
-                    print("the simulator did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.1)
-        print(f"simulator on 127.0.0.1:{port} (pid {sim.pid}); sending {args.count} messages")
-        return anyio.run(run, port, args.count, args.window, backend="trio")
+        wait_port(sim_port, sim, "simulator")
+        print(f"simulator   127.0.0.1:{sim_port}   (log {work / 'simulator.log'})")
+        daemon = subprocess.Popen(
+            [exe, "run", "--config", str(config)], stdout=daemon_log, stderr=daemon_log, env=env
+        )
+        wait_port(metrics_port, daemon, "daemon")
+        print(f"daemon      SQLite queue {work / 'bridge.db'}   (log {work / 'daemon.log'})")
+        print(f"metrics     http://127.0.0.1:{metrics_port}/metrics")
+        requests = work / "requests.jsonl"
+        total = write_requests(requests, args.count)
+        started = time.monotonic()
+        subprocess.run(
+            [exe, "enqueue", str(requests), "--config", str(config), "--progress"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
+        last = anyio.run(follow, work / "bridge.db", total, args.timeout, backend="trio")
+        elapsed = time.monotonic() - started
+        counts = collections.Counter(last.values())
+        sent = sum(n for s, n in counts.items() if s not in SETTLED)
+        rows = [
+            ("requests enqueued", total),
+            ("sent (accepted by the SMSC)", sent),
+            *((f"  {s}", n) for s, n in counts.most_common() if s not in SETTLED),
+            ("error (invalid request / rejected)", counts.get("error", 0)),
+            ("unknown outcome", counts.get("unknown", 0)),
+            ("without a final report", total - len(last) + counts.get("sent", 0)),
+            ("end to end incl. reports (s)", round(elapsed, 2)),
+            ("throughput incl. reports (msg/s)", round(sent / elapsed) if elapsed else 0),
+        ]
+        width = max(len(k) for k, _ in rows)
+        print()
+        print(f"{'smpp-bridge demo':{width}}   value")
+        print("-" * (width + 12))
+        for key, value in rows:
+            print(f"{key:{width}}   {value}")
+        ok = counts.get("sent", 0) == 0 and counts.get("error", 0) == 2 and len(last) == total
     finally:
-        sim.send_signal(signal.SIGINT)
-        try:
-            sim.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(sim.pid, signal.SIGKILL)
+        code = stop(daemon, "daemon") if daemon is not None else None
+        stop(sim, "simulator")
+        sim_log.close()
+        daemon_log.close()
+        print(f"\ndaemon exited with {code}; simulator stopped")
+        if args.keep or not ok:
+            print(f"working directory kept: {work}")
+        else:
+            for path in sorted(work.rglob("*"), reverse=True):
+                path.unlink() if path.is_file() else path.rmdir()
+            work.rmdir()
+    return 0 if ok and code == 0 else 1
 
 
 if __name__ == "__main__":

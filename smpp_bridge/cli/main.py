@@ -22,6 +22,8 @@ from . import (
     Handler,
     JsonErrorParser,
     UsageError,
+    config,
+    daemon,
     pdu,
     send,
     simulator,
@@ -38,6 +40,8 @@ REGISTRARS: Final[tuple[Callable[[Subparsers], None], ...]] = (
     text.register,
     simulator.register,
     send.register,
+    daemon.register,
+    config.register,
 )
 
 

@@ -105,6 +105,8 @@ def tune_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 # Peer requests answered (by the per-request handler) between two yields: see _inbound.
+# At most this many requests per batch_handler call (more queued wait for the next call).
+_HANDLER_BATCH: Final = 1000
 _ANSWER_RUN = 16
 
 
@@ -351,8 +353,17 @@ class Driver:
                 return
 
     async def _inbound(self) -> None:
+        receive_more = self._inbound_recv.receive_nowait
         async for batch in self._inbound_recv:
             if self.batch_handler is not None:
+                # Everything that queued up while the handler last ran goes in one call: a
+                # handler that awaits a store per call then pays once per burst, not once per
+                # receive.
+                while len(batch) < _HANDLER_BATCH:
+                    try:
+                        batch = batch + receive_more()
+                    except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
                 self._send_answers(await self._answer_batch(batch))
                 continue
             # Request by request, in runs: each run's responses go out before the next run

@@ -9,15 +9,13 @@ where a wrong type would otherwise go unnoticed until the simulator trips over i
 
 from __future__ import annotations
 
-import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import msgspec
 
 from ..codec.constants import CommandStatus
-from ..errors import SmppError
+from ..configfile import ConfigError, config_error, read_toml
 
 BindType = Literal["tx", "rx", "trx"]
 # A command_status by name ("ESME_RTHROTTLED") or number (0x58).
@@ -25,15 +23,6 @@ Status: TypeAlias = int | str
 FinalStat = Literal["DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "ACCEPTD", "UNKNOWN"]
 IntermediateStat = Literal["ENROUTE", "ACCEPTD"]
 IdFormat = Literal["decimal", "hex", "uuid"]
-
-
-class ConfigError(SmppError, ValueError):
-    """The configuration is invalid; ``path`` names the offending key (``accounts[0].tps``)."""
-
-    def __init__(self, message: str, path: str = "") -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.reason = message
 
 
 def resolve_status(value: Status) -> int:
@@ -388,40 +377,18 @@ class SimulatorConfig(_Struct, frozen=True):
 
 # ------------------------------------------------------------------ loading and checking
 
-_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
-
-
-def _config_error(exc: msgspec.ValidationError) -> ConfigError:
-    """msgspec's message, reshaped so the path reads like the TOML key (``faults.garble``)."""
-    m = _AT.match(str(exc))
-    assert m is not None  # the pattern matches any string
-    message = m.group("message")
-    path = (m.group("path") or "").lstrip(".")
-    unknown = _UNKNOWN.match(message)
-    if unknown:
-        key = unknown.group("key")
-        path = f"{path}.{key}" if path else key
-        message = "unknown key"
-    return ConfigError(message, path)
-
 
 def config_from_dict(data: dict[str, Any]) -> SimulatorConfig:
     """A ``SimulatorConfig`` from plain data (parsed TOML or JSON); ``ConfigError`` if invalid."""
     try:
         return msgspec.convert(data, SimulatorConfig)
     except msgspec.ValidationError as exc:
-        raise _config_error(exc) from None
+        raise config_error(exc) from None
 
 
 def load_config(path: str | Path) -> SimulatorConfig:
     """Read a TOML file into a ``SimulatorConfig``; ``ConfigError`` if it is invalid."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", str(path)) from None
-    return config_from_dict(data)
+    return config_from_dict(read_toml(path))
 
 
 def validate(config: SimulatorConfig) -> SimulatorConfig:

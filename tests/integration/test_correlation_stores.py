@@ -7,8 +7,6 @@ where they fail: a missing server there is a broken setup, not a reason to test 
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -30,27 +28,12 @@ from smpp_bridge.pool.correlation import (
     SqliteCorrelationStore,
     StoreClosedError,
 )
+from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ACCOUNT = "acme"
 BACKENDS = ["memory", "sqlite", "redis"]
-
-
-def redis_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def need_redis() -> None:
-    if not redis_available():
-        if os.environ.get("CI"):
-            pytest.fail("no Redis at 127.0.0.1:6379 under CI")
-        pytest.skip("no Redis at 127.0.0.1:6379")
 
 
 def record(
@@ -63,13 +46,6 @@ def record(
         client_id=f"client-{message_id}",
         **kw,
     )
-
-
-async def delete_prefix(client: coredis.Redis[bytes], prefix: str) -> int:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(keys)
-    return len(keys)
 
 
 def unique_prefix() -> str:

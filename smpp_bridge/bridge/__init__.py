@@ -1,0 +1,1 @@
+"""The sender daemon: queue in, SMPP through the pool, events out."""

@@ -1,0 +1,680 @@
+"""The daemon: send requests from a queue, through the bind pool, events out.
+
+One ``Bridge`` owns a requests queue, an events queue (and, with a webhook, its outbox queue),
+the message store, the correlation store and a ``BindPool``. Its life:
+
+1. **Consume** a batch of leased queue entries (each one send request or a bulk array of up to
+   100). Parse and validate every request; an invalid one becomes an ``error`` event at once.
+2. **Claim** the valid ones in the message store (one call per batch). A request whose dedup key
+   (its ``clientId``, else its queue entry and position) is already there is not submitted
+   again: a fresh duplicate gets an ``error`` event naming the earlier one; a *redelivered*
+   entry (a crash came between submit and outcome) is an unknown outcome, resent marked
+   ``possibleDuplicate`` or reported ``unknown`` per the account's policy; one already settled
+   is simply acknowledged.
+3. **Submit** through the pool, which blocks while every window is full: backpressure reaches
+   the queue, and at most ``max_in_flight`` requests are held in memory.
+4. **Settle**: the pool reports each message's outcome after storing its correlation; the
+   events are published (events queue, webhook outbox), the store updated, and only then is
+   the queue entry acknowledged — when every request in it is settled (at-least-once).
+5. Receipts and inbound messages arrive as pool callbacks and become events the same way,
+   before the SMSC gets its ``deliver_sm_resp``.
+
+Leases of entries still in flight are renewed in the background. ``stop()`` (SIGTERM) drains:
+no more consuming, outstanding responses awaited up to the deadline, binds unbound, and the
+leases of entries with unsent requests given back so another daemon (or the next start) takes
+them at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import structlog
+
+from ..codec.segment import Concat
+from ..codec.text import EncodingProfile, profile_named
+from ..pool.correlation import CorrelationStore
+from ..pool.dlr import DlrEvent, iso_utc
+from ..pool.inbound import InboundMessage
+from ..pool.pool import BindPool, OutboundMessage, PoolClosed, SubmitOutcome, open_pool
+from .config import BridgeConfig
+from .envelope import Event, Invalid, Valid, encode_events, parse_batch, to_outbound, validate
+from .metrics import Metrics
+from .queues import Leased, WorkQueue
+from .store import MessageRecord, MessageStore
+
+log = structlog.get_logger("smpp_bridge.bridge")
+
+# Statuses after which a message is done for good: a redelivery of it is just acknowledged.
+SETTLED = frozenset(
+    {
+        "sent",
+        "accepted",
+        "buffered",
+        "delivered",
+        "error",
+        "failed",
+        "expired",
+        "canceled",
+        "rejected",
+        "unknown",
+    }
+)
+# A request is claimed in the store as "submitting" (one write, before it goes to the pool): a
+# crash before its outcome is recorded leaves an unknown outcome. Requests handed back unsent
+# (a drain) are marked "queued": their redelivery is sent without doubt.
+QUEUED = "queued"
+SUBMITTING = "submitting"
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountInfo:
+    profile: EncodingProfile
+    concat: Concat
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    """One leased queue entry and how many of its requests are not settled yet."""
+
+    leased: Leased
+    pending: int = 0
+    unsent: bool = False  # a request of it was handed back (drain): release, don't ack
+
+
+@dataclass(eq=False, slots=True)
+class _Request:
+    entry: _Entry
+    request_id: str
+    client_id: str | None
+    taken_at: float  # anyio clock when leased, for queue -> submit_sm_resp latency
+    enqueued_at: float  # wall clock of the entry's publish
+
+
+@dataclass
+class BridgeState:
+    """What /readyz and the tests look at."""
+
+    consuming: bool = False
+    stopping: bool = False
+    batches: int = 0
+    requests: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    settled: int = 0
+    acked_entries: int = 0
+    released_entries: int = 0
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Bridge:
+    """The daemon. ``await bridge.run()`` until cancelled or ``stop()``; see the module doc."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        requests: WorkQueue,
+        events: WorkQueue,
+        store: MessageStore,
+        correlation: CorrelationStore,
+        outbox: WorkQueue | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config
+        self.requests = requests
+        self.events = events
+        self.outbox = outbox
+        self.store = store
+        self.correlation = correlation
+        self.metrics = metrics or Metrics()
+        self.state = BridgeState()
+        self.pool: BindPool | None = None
+        self._pool_config = config.pool_config()
+        self._accounts = {
+            a.name: _AccountInfo(profile_named(a.profile), a.concat)
+            for a in self._pool_config.accounts
+        }
+        self._default_account = next(iter(self._accounts.values()))
+        self._policies = {a.name: a.unknown_outcome for a in self._pool_config.accounts}
+        self._inflight: dict[str, _Request] = {}
+        self._possible_duplicates: set[str] = set()  # resent after a crash: may be doubled
+        self._entries: dict[str, _Entry] = {}
+        self._room = anyio.Event()
+        self._stop_scope: anyio.CancelScope | None = None
+        self._stopped = anyio.Event()
+        self._ready = anyio.Event()
+        self._commit = GroupCommit(self._flush)
+        self._per_entry = 1.0  # requests per queue entry, smoothed
+        self._reconnects_seen = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        daemon = self.config.daemon
+        async with anyio.create_task_group() as outer:
+            # The committer outlives the pool: the drain still publishes outcomes through it.
+            outer.start_soon(self._commit.run)
+            async with open_pool(
+                self._pool_config,
+                self,
+                store=self.correlation,
+                drain_timeout=daemon.drain_timeout,
+            ) as pool:
+                self.pool = pool
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._renew_leases)
+                    tg.start_soon(self._observe)
+                    with anyio.CancelScope() as consume_scope:
+                        self._stop_scope = consume_scope
+                        self._ready.set()
+                        task_status.started()
+                        await self._consume()
+                    # Stopping: no more consuming; let the pool settle what it has.
+                    self.state.stopping = True
+                    log.info("draining", in_flight=len(self._inflight), entries=len(self._entries))
+                    unsent = await pool.drain(daemon.drain_timeout)
+                    await self._hand_back([m.id for m in unsent])
+                    # Requests taken but never handed to the pool (the drain interrupted a
+                    # batch) go back too: every other one has had its outcome by now.
+                    await self._hand_back(list(self._inflight))
+                    tg.cancel_scope.cancel()
+            outer.cancel_scope.cancel()
+        self._stopped.set()
+        log.info("stopped", settled=self.state.settled, acked=self.state.acked_entries)
+
+    def stop(self) -> None:
+        """Begin a graceful drain (idempotent)."""
+        self.state.stopping = True
+        if self._stop_scope is not None:
+            self._stop_scope.cancel()
+        self._room.set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def stopped(self) -> None:
+        """Wait until ``run`` has drained and returned."""
+        await self._stopped.wait()
+
+    @property
+    def ready(self) -> tuple[bool, str]:
+        """(ready, why not): at least one bind up and consuming."""
+        if self.state.stopping:
+            return False, "draining"
+        pool = self.pool
+        if pool is None:
+            return False, "starting"
+        up = sum(b.state == "up" for a in pool.accounts.values() for b in a.binds)
+        if not up:
+            return False, "no bind is up"
+        return True, ""
+
+    # ------------------------------------------------------------------ consuming
+
+    async def _consume(self) -> None:
+        daemon = self.config.daemon
+        batch = daemon.batch
+        limit = daemon.max_in_flight
+        while True:
+            # Backpressure: hold no more than ``max_in_flight`` requests.
+            while len(self._inflight) >= limit:
+                self._room = anyio.Event()
+                await self._room.wait()
+            self.state.consuming = True
+            # ``batch`` requests per take, however many a queue entry holds (bulk entries of
+            # 100 would otherwise make one take of 10 000, holding up every other write).
+            entries = max(1, min(batch, round(batch / self._per_entry)))
+            leased = await self.requests.consume(entries, wait=1.0)
+            if not leased:
+                continue
+            # Taking a batch (store claims, acknowledgements) is not interrupted by a drain;
+            # sending is, and what it had not handed to the pool then goes back to the queue.
+            with anyio.CancelScope(shield=True):
+                to_send = await self._take(leased)
+            if to_send:
+                await self._send(to_send)
+
+    async def _take(self, leased: Sequence[Leased]) -> list[tuple[_Request, OutboundMessage]]:
+        """Parse, validate and claim a batch; the requests to submit."""
+        now = anyio.current_time()
+        self.state.batches += 1
+        invalid_events: list[Event] = []
+        claims: list[tuple[_Request, OutboundMessage, MessageRecord]] = []
+        wall = time.time()
+        taken = self.state.requests
+        for item in leased:
+            entry = _Entry(item)
+            self._entries[item.id] = entry
+            for parsed in parse_batch(item.data, max_batch=self.config.limits.max_batch):
+                self.state.requests += 1
+                request_id = f"{item.id}:{max(parsed.index, 0)}"
+                if isinstance(parsed, Invalid):
+                    invalid_events.append(
+                        _error_event(request_id, parsed.client_id, parsed.reason, wall)
+                    )
+                    continue
+                assert isinstance(parsed, Valid)
+                req = parsed.request
+                account = self._accounts.get(req.account or "", self._default_account)
+                reason = validate(req, account.profile, self.config.limits, concat=account.concat)
+                if reason is not None:
+                    invalid_events.append(_error_event(request_id, req.client_id, reason, wall))
+                    continue
+                try:
+                    message = to_outbound(req, request_id, max_parts=self.config.limits.max_parts)
+                except ValueError as exc:
+                    invalid_events.append(_error_event(request_id, req.client_id, str(exc), wall))
+                    continue
+                record = MessageRecord(
+                    request_id=request_id,
+                    client_id=req.client_id,
+                    to=req.to,
+                    from_=req.from_,
+                    status=SUBMITTING,
+                    created_at=wall,
+                    updated_at=wall,
+                    account=req.account,
+                )
+                request = _Request(entry, request_id, req.client_id, now, item.enqueued_at)
+                claims.append((request, message, record))
+        # Requests per entry, smoothed: sizes the next take.
+        self._per_entry += ((self.state.requests - taken) / len(leased) - self._per_entry) / 4
+        if invalid_events:
+            self.state.invalid += len(invalid_events)
+            self.metrics.invalid_requests_total.inc(len(invalid_events))
+            log.info("invalid requests", count=len(invalid_events))
+            await self._emit(invalid_events, store=False)
+        existing = await self.store.begin([c[2] for c in claims]) if claims else {}
+        to_send: list[tuple[_Request, OutboundMessage]] = []
+        settled_events: list[Event] = []
+        dup_events: list[Event] = []
+        requeued: list[str] = []
+        for request, message, record in claims:
+            before = existing.get(record.client_id or record.request_id)
+            if before is None:
+                to_send.append((request, message))
+            elif before.request_id == record.request_id and before.status == QUEUED:
+                # Handed back unsent by a drain: send it, claimed again first.
+                requeued.append(record.request_id)
+                to_send.append((request, message))
+            elif before.request_id == record.request_id:
+                # A redelivery of work this or another daemon took before a crash.
+                if before.status in SETTLED:
+                    continue  # its outcome was recorded: acknowledge, nothing to send
+                # Handed to the pool, outcome never recorded: an unknown outcome.
+                if self._policies.get(message.account or "", "retry") == "retry":
+                    self._possible_duplicates.add(record.request_id)
+                    to_send.append((request, message))
+                else:
+                    settled_events.append(
+                        _unknown_event(before, "redelivered after a crash: outcome unknown", wall)
+                    )
+            else:
+                # A fresh request repeating a clientId seen within the dedup window.
+                self.state.duplicates += 1
+                dup_events.append(
+                    _error_event(
+                        record.request_id,
+                        record.client_id,
+                        f"duplicate clientId {record.client_id!r}: already {before.status} "
+                        f"as request {before.request_id}",
+                        wall,
+                    )
+                )
+        if requeued:
+            await self.store.mark(requeued, SUBMITTING)
+        if dup_events:
+            await self._emit(dup_events, store=False)
+        if settled_events:
+            await self._emit(settled_events)
+        for request, _ in to_send:
+            request.entry.pending += 1
+            self._inflight[request.request_id] = request
+        # Entries with nothing left to send are done now.
+        done = [item.id for item in leased if self._entries[item.id].pending == 0]
+        for entry_id in done:
+            del self._entries[entry_id]
+        if done:
+            await self._ack(done)
+        return to_send
+
+    async def _send(self, to_send: list[tuple[_Request, OutboundMessage]]) -> None:
+        pool = self.pool
+        assert pool is not None
+        for i, (_, message) in enumerate(to_send):
+            try:
+                await pool.send(message)
+            except PoolClosed as exc:
+                # Draining, or every bind of the account stopped (refused credentials): give
+                # the rest back to the queue; outside a drain, not to be retried at once.
+                rest = to_send[i:]
+                if not self.state.stopping:
+                    log.error("cannot submit: requests go back to the queue", reason=str(exc))
+                    self.state.last_error = str(exc)
+                await self._hand_back(
+                    [r.request_id for r, _ in rest], delay=0.0 if self.state.stopping else 5.0
+                )
+                return
+            self.metrics.submits_total.labels(message.account or "").inc()
+
+    async def _hand_back(self, request_ids: Sequence[str], *, delay: float = 0.0) -> None:
+        """Requests that never left: their entries are released (not acknowledged), so they are
+        redelivered; requests of those entries that did settle are recognised by the store."""
+        release: set[str] = set()
+        back: list[str] = []
+        for request_id in request_ids:
+            request = self._inflight.pop(request_id, None)
+            if request is None:
+                continue
+            back.append(request_id)
+            request.entry.unsent = True
+            request.entry.pending -= 1
+            if request.entry.pending == 0:
+                release.add(request.entry.leased.id)
+        if back:
+            # Never handed to a bind: a redelivery may send them without doubt.
+            await self.store.mark(back, QUEUED)
+        if release:
+            ids = sorted(release)
+            for entry_id in ids:
+                self._entries.pop(entry_id, None)
+            await self.requests.release(ids, delay=delay)
+            self.state.released_entries += len(ids)
+        self._room.set()
+
+    # ------------------------------------------------------------------ pool callbacks
+
+    async def on_outcomes(self, outcomes: list[SubmitOutcome]) -> None:
+        wall = time.time()
+        now = anyio.current_time()
+        events: list[Event] = []
+        done: list[str] = []
+        release: list[str] = []
+        metrics = self.metrics
+        for outcome in outcomes:
+            message = outcome.message
+            request = self._inflight.pop(message.id, None)
+            event = _outcome_event(outcome, wall)
+            if self._possible_duplicates and message.id in self._possible_duplicates:
+                self._possible_duplicates.discard(message.id)
+                event.possible_duplicate = True
+            events.append(event)
+            metrics.responses_total.labels(outcome.account, outcome.status).inc()
+            if request is None:
+                continue
+            metrics.latency_queue_to_resp_seconds.observe(now - request.taken_at)
+            entry = request.entry
+            entry.pending -= 1
+            if entry.pending == 0:
+                self._entries.pop(entry.leased.id, None)
+                (release if entry.unsent else done).append(entry.leased.id)
+        self.state.settled += len(outcomes)
+        await self._emit(events)
+        if done:
+            await self._ack(done)
+        if release:
+            await self.requests.release(release)
+            self.state.released_entries += len(release)
+        if len(self._inflight) < self.config.daemon.max_in_flight:
+            self._room.set()
+
+    async def on_dlrs(self, events: list[DlrEvent]) -> None:
+        wall = time.time()
+        out: list[Event] = []
+        metrics = self.metrics
+        for dlr in events:
+            metrics.dlrs_total.labels(dlr.status).inc()
+            record = dlr.record
+            if record is not None and record.submitted_at:
+                metrics.latency_submit_to_dlr_seconds.observe(max(0.0, wall - record.submitted_at))
+            out.extend(_dlr_events(dlr, wall))
+        await self._emit(out)
+
+    async def on_inbound(self, messages: list[InboundMessage]) -> None:
+        wall = time.time()
+        pool = self.pool
+        out: list[Event] = []
+        for message in messages:
+            status = pool.inbound_status(message) if pool is not None else "inbound"
+            self.metrics.inbound_total.labels(status).inc()
+            out.append(
+                Event(
+                    id=None,
+                    client_id=None,
+                    status=status,
+                    code=0,
+                    event_at=iso_utc(wall),
+                    message=message.text,
+                    from_=message.source,
+                    to=message.destination,
+                    account=message.account,
+                    parts=message.parts,
+                    reason="incomplete: parts missing " + ",".join(str(p) for p in message.missing)
+                    if message.incomplete
+                    else None,
+                )
+            )
+        await self._emit(out, store=False)
+
+    # ------------------------------------------------------------------ output
+
+    async def _emit(self, events: list[Event], *, store: bool = True) -> None:
+        """Publish events (events queue, webhook outbox) and record them in the store; returns
+        once they are durable. Calls from every bind and the settler are committed together."""
+        if not events:
+            return
+        metrics = self.metrics
+        for event in events:
+            metrics.events_total.labels(event.status).inc()
+        await self._commit.submit(events, store)
+
+    async def _flush(self, events: list[Event], stored: list[Event]) -> None:
+        """One group commit: one publish per queue, one store call."""
+        payloads = encode_events(events)
+        await self.events.publish(payloads)
+        if self.outbox is not None:
+            await self.outbox.publish(payloads)
+        if stored:
+            await self.store.apply(stored)
+
+    async def _ack(self, ids: list[str]) -> None:
+        await self.requests.ack(ids)
+        self.state.acked_entries += len(ids)
+
+    # ------------------------------------------------------------------ background
+
+    async def _renew_leases(self) -> None:
+        """Renew the leases of entries still in flight, well before they run out."""
+        period = max(0.05, self.config.queue.visibility_timeout / 3)
+        while True:
+            await anyio.sleep(period)
+            ids = list(self._entries)
+            if ids:
+                try:
+                    await self.requests.extend(ids)
+                except Exception as exc:  # a queue hiccup must not stop the daemon
+                    self.state.last_error = f"lease renewal failed: {exc}"
+                    log.warning("lease renewal failed", error=str(exc), entries=len(ids))
+
+    async def _observe(self) -> None:
+        """Gauges that are read, not counted: queue depth and lag, binds, windows."""
+        metrics = self.metrics
+        name = self.requests.name
+        while True:
+            try:
+                metrics.queue_depth.labels(name).set(await self.requests.depth())
+                metrics.queue_lag_seconds.labels(name).set(await self.requests.oldest_age())
+            except Exception as exc:
+                self.state.last_error = f"queue unreachable: {exc}"
+                log.warning("queue metrics failed", error=str(exc))
+            pool = self.pool
+            if pool is not None:
+                # The pool counts reconnects over all its accounts.
+                reconnects = pool.stats["reconnects"]
+                if reconnects > self._reconnects_seen:
+                    metrics.reconnects_total.labels("all").inc(reconnects - self._reconnects_seen)
+                    self._reconnects_seen = reconnects
+                for account in pool.accounts.values():
+                    for bind in account.binds:
+                        metrics.set_bind_state(bind.name, bind.state)
+                        client = bind.client
+                        metrics.window_occupancy.labels(bind.name).set(
+                            client.connection.outstanding if client is not None else 0
+                        )
+                        metrics.tps.labels(bind.name).set(bind.measured_rate)
+            await anyio.sleep(1.0)
+
+
+class GroupCommit:
+    """Many tasks' events, one write: ``submit`` adds to the batch being gathered and waits
+    until a flush that includes it has finished (raising that flush's error, so a caller never
+    acknowledges what was not written). One flush runs at a time; whatever arrives meanwhile
+    goes into the next one. Batches grow with load, latency stays one flush."""
+
+    def __init__(self, flush: Callable[[list[Event], list[Event]], Awaitable[None]]) -> None:
+        self._flush = flush
+        self._events: list[Event] = []
+        self._stored: list[Event] = []
+        self._batch = _Batch()
+        self._wake = anyio.Event()
+        self.flushes = 0
+
+    async def submit(self, events: list[Event], store: bool) -> None:
+        self._events += events
+        if store:
+            self._stored += events
+        batch = self._batch
+        self._wake.set()
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            events, stored, batch = self._events, self._stored, self._batch
+            self._events, self._stored, self._batch = [], [], _Batch()
+            try:
+                await self._flush(events, stored)
+            except Exception as exc:  # each waiter re-raises it; the next batch tries again
+                batch.error = exc
+                log.warning("event write failed", error=str(exc), events=len(events))
+            self.flushes += 1
+            batch.done.set()
+
+
+@dataclass(eq=False, slots=True)
+class _Batch:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: Exception | None = None
+
+
+# ---------------------------------------------------------------------- event builders
+
+
+def _error_event(request_id: str, client_id: str | None, reason: str, wall: float) -> Event:
+    return Event(
+        id=None,
+        client_id=client_id,
+        status="error",
+        code=0,
+        event_at=iso_utc(wall),
+        request_id=request_id,
+        reason=reason,
+    )
+
+
+def _unknown_event(record: MessageRecord, reason: str, wall: float) -> Event:
+    return Event(
+        id=record.message_ids[0] if record.message_ids else None,
+        client_id=record.client_id,
+        status="unknown",
+        code=0,
+        event_at=iso_utc(wall),
+        request_id=record.request_id,
+        reason=reason,
+        possible_duplicate=True,
+    )
+
+
+def _outcome_event(outcome: SubmitOutcome, wall: float) -> Event:
+    message = outcome.message
+    ids = [mid for mid in outcome.message_ids if mid]
+    return Event(
+        id=ids[0] if ids else None,
+        client_id=message.client_id,
+        status=outcome.status,
+        code=outcome.code,
+        event_at=iso_utc(wall),
+        request_id=message.id,
+        parts=outcome.parts or None,
+        account=outcome.account or None,
+        bind=outcome.bind or None,
+        reason=outcome.reason,
+        possible_duplicate=outcome.possible_duplicate,
+        attempts=outcome.attempts if outcome.attempts > 1 else None,
+    )
+
+
+def _dlr_events(dlr: DlrEvent, wall: float) -> list[Event]:
+    """A receipt's events: for one part, the message's; for a part of a multipart message, the
+    part's (with ``segment``) and, when the message-level status changed, the message's."""
+    record = dlr.record
+    event_at = iso_utc(wall)
+    if record is None:
+        return [
+            Event(
+                id=dlr.message_id,
+                client_id=None,
+                status=dlr.status,
+                code=dlr.code,
+                event_at=event_at,
+                account=dlr.account,
+                bind=dlr.bind,
+                reason=dlr.reason or "unmatched: no request found for this message_id",
+            )
+        ]
+    submitted = iso_utc(record.submitted_at) if record.submitted_at else None
+    part = Event(
+        id=record.message_id,
+        client_id=record.client_id,
+        status=dlr.status,
+        code=dlr.code,
+        event_at=event_at,
+        request_id=record.request_id,
+        parts=record.parts,
+        segment=record.part + 1 if record.parts > 1 else None,
+        submitted_at=submitted,
+        account=dlr.account,
+        bind=dlr.bind,
+    )
+    message = dlr.message
+    if record.parts <= 1 or message is None or not message.changed:
+        return [part]
+    return [
+        part,
+        Event(
+            id=message.message_id,
+            client_id=message.client_id,
+            status=message.status,
+            code=message.code,
+            event_at=event_at,
+            request_id=message.request_id,
+            parts=message.parts,
+            submitted_at=submitted,
+            account=dlr.account,
+        ),
+    ]
+
+
+__all__ = ["Bridge", "BridgeState"]

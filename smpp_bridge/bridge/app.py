@@ -143,6 +143,9 @@ class Bridge:
         }
         self._default_account = next(iter(self._accounts.values()))
         self._policies = {a.name: a.unknown_outcome for a in self._pool_config.accounts}
+        # A request not pinned to an account: the accounts' common policy, else the daemon's.
+        common = set(self._policies.values())
+        self._policies[""] = common.pop() if len(common) == 1 else config.daemon.unknown_outcome
         self._inflight: dict[str, _Request] = {}
         self._possible_duplicates: set[str] = set()  # resent after a crash: may be doubled
         self._entries: dict[str, _Entry] = {}
@@ -311,7 +314,7 @@ class Bridge:
                 if before.status in SETTLED:
                     continue  # its outcome was recorded: acknowledge, nothing to send
                 # Handed to the pool, outcome never recorded: an unknown outcome.
-                if self._policies.get(message.account or "", "retry") == "retry":
+                if self._policies.get(message.account or "", self._policies[""]) == "retry":
                     self._possible_duplicates.add(record.request_id)
                     to_send.append((request, message))
                 else:

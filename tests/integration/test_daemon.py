@@ -321,3 +321,49 @@ async def test_status_and_history_follow_the_events(tmp_path: Path) -> None:
         assert [e.status for e in history] == ["sent", "delivered"]
         assert record.message_ids and history[0].id == record.message_ids[0]
         assert {r.client_id for r in recent} == {f"c-{n}" for n in range(5)}
+
+
+async def test_webhook_gets_every_event_while_it_fails_then_recovers(tmp_path: Path) -> None:
+    """The daemon's events also go to a webhook that answers 500 or resets the connection for
+    a while: every event still arrives, signed, each idempotency key once."""
+    from smpp_bridge.bridge.webhook import verify_signature
+    from tests.integration.test_webhook import Received, Receiver, serve
+
+    failures = 0
+
+    async def flaky(received: Received) -> Any:
+        nonlocal failures
+        if failures < 40:
+            failures += 1
+            return "reset" if failures % 2 else "error"
+        return "ok"
+
+    receiver = Receiver(script=flaky)
+    count = 200
+    async with serve(receiver) as url, run_simulator(sim_config()) as sim:
+        config = bridge_config(
+            tmp_path,
+            sim,
+            webhook={"url": url, "secret": "s3cret", "backoff_base": 0.01, "backoff_cap": 0.05},
+        )
+        async with open_backends(config, consumer="producer", correlation=False) as backends:
+            events = Events(backends.events)
+            async with daemon(config):
+                await enqueue(backends.requests, [request(n) for n in range(count)])
+                await events.wait(lambda ev: len(finals(ev)) == count, timeout=60)
+                with anyio.fail_after(60):
+                    while len({r.headers["idempotency-key"] for r in receiver.accepted()}) < len(
+                        events.all
+                    ):
+                        await anyio.sleep(0.05)
+    assert failures == 40
+    delivered = receiver.accepted()
+    bodies = sorted(json.dumps(json.loads(r.body), sort_keys=True) for r in delivered)
+    assert bodies == sorted(json.dumps(e, sort_keys=True) for e in events.all)
+    for r in delivered:
+        assert verify_signature(
+            "s3cret",
+            r.headers["x-smpp-bridge-timestamp"],
+            r.body,
+            r.headers["x-smpp-bridge-signature"],
+        )

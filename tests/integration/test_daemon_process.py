@@ -1,0 +1,279 @@
+"""The daemon as users run it: ``smpp-bridge run`` in its own process, fed by ``smpp-bridge
+enqueue``, watched through ``events``, ``status``, ``history`` and its HTTP endpoint, stopped
+with SIGTERM — and killed with SIGKILL mid-flight, then restarted: no accepted request is lost
+and none the SMSC accepted is sent again (a count per destination at the simulator).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from smpp_bridge.bridge.queues import open_queue
+from smpp_bridge.codec.pdus import SubmitSm
+from smpp_bridge.simulator import config_from_dict as sim_config_from_dict
+from smpp_bridge.simulator import run_simulator
+from smpp_bridge.simulator.smsc import SmscSession
+
+pytestmark = pytest.mark.anyio
+
+CLI = [sys.executable, "-m", "smpp_bridge.cli.main"]
+FINAL = frozenset({"delivered", "failed", "expired", "rejected", "canceled", "accepted"})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def write_config(tmp_path: Path, sim_port: int, metrics_port: int, **daemon: Any) -> Path:
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in daemon.items())
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        f"""[daemon]
+name = "proc"
+drain_timeout = 5.0
+batch = 20
+{extra}
+[queue]
+backend = "sqlite"
+path = "bridge.db"
+visibility_timeout = 2.0
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+[pool]
+reconnect_base = 0.05
+reconnect_cap = 0.5
+[[accounts]]
+name = "main"
+port = {sim_port}
+system_id = "esme"
+password = "${{TEST_SMSC_PASSWORD}}"
+binds = 2
+window = 20
+enquire_link_interval = 5.0
+"""
+    )
+    return path
+
+
+ENV = {**os.environ, "TEST_SMSC_PASSWORD": "pw", "SMPP_BRIDGE_LOG_LEVEL": "info"}
+
+
+@contextmanager
+def daemon_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*CLI, "run", "--config", str(config)], stdout=out, stderr=out, env=ENV
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=ENV, timeout=60, check=False
+    )
+
+
+async def wait_http(port: int, path: str, timeout: float = 30.0) -> httpx.Response:
+    with anyio.fail_after(timeout):
+        async with httpx.AsyncClient() as client:
+            while True:
+                try:
+                    response = await client.get(f"http://127.0.0.1:{port}{path}")
+                    if response.status_code == 200:
+                        return response
+                except httpx.TransportError:
+                    pass
+                await anyio.sleep(0.1)
+
+
+async def read_events(db: Path) -> list[dict[str, Any]]:
+    async with await open_queue("sqlite", "events", path=str(db), keep_acked=True) as events:
+        out: list[dict[str, Any]] = []
+        after = None
+        while batch := await events.tail(after, 5000):
+            after = batch[-1].id
+            out += [json.loads(e.data) for e in batch]
+        return out
+
+
+def requests_file(tmp_path: Path, count: int) -> Path:
+    path = tmp_path / "requests.jsonl"
+    with path.open("w") as f:
+        for n in range(count):
+            f.write(
+                json.dumps(
+                    {
+                        "from": "ACME",
+                        "to": f"+3460{n:07d}",
+                        "text": f"code {n}",
+                        "clientId": f"k-{n}",
+                    }
+                )
+                + "\n"
+            )
+    return path
+
+
+@pytest.fixture
+def accepted_per_destination(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+    """Every destination the simulator accepted a submit_sm for, counted."""
+    counts: collections.Counter[str] = collections.Counter()
+    original = SmscSession._submit_sm
+
+    def counting(self: SmscSession, pdu: SubmitSm) -> Any:
+        before = self.counters.accepted
+        answer = original(self, pdu)
+        if self.counters.accepted > before:
+            counts[pdu.destination_addr] += 1
+        return answer
+
+    monkeypatch.setattr(SmscSession, "_submit_sm", counting)
+    return counts
+
+
+def sim(**receipts: Any) -> Any:
+    return sim_config_from_dict(
+        {
+            "seed": 9,
+            "accounts": [{"system_id": "esme", "password": "pw", "max_binds": 8, "window": 100}],
+            "submit": {"latency": {"dist": "uniform", "low": 0.0, "high": 0.01}},
+            "receipts": {"delay": {"dist": "uniform", "low": 0.0, "high": 0.3}} | receipts,
+        }
+    )
+
+
+@pytest.mark.parametrize("policy", ["report", "retry"])
+async def test_kill_9_mid_flight_loses_nothing_and_sends_nothing_twice(
+    tmp_path: Path, accepted_per_destination: collections.Counter[str], policy: str
+) -> None:
+    count = 3000
+    async with run_simulator(sim()) as simulator:
+        assert simulator.port is not None
+        metrics_port = free_port()
+        config = write_config(tmp_path, simulator.port, metrics_port, unknown_outcome=policy)
+        log = tmp_path / "daemon.log"
+        enq = await anyio.to_thread.run_sync(
+            cli,
+            "enqueue",
+            str(requests_file(tmp_path, count)),
+            "--config",
+            str(config),
+            "--bulk",
+            "10",
+        )
+        assert enq.returncode == 0, enq.stderr
+        with daemon_process(config, log) as proc:
+            await wait_http(metrics_port, "/readyz")
+            # Mid-flight: some accepted, many not yet.
+            with anyio.fail_after(60):
+                while sum(accepted_per_destination.values()) < count // 3:
+                    await anyio.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+        with daemon_process(config, log):
+            await wait_http(metrics_port, "/healthz")
+            with anyio.fail_after(120):
+                while True:
+                    events = await read_events(tmp_path / "bridge.db")
+                    outcome = {e["clientId"] for e in events if e["status"] in ("sent", "unknown")}
+                    if len(outcome) == count:
+                        break
+                    await anyio.sleep(0.2)
+            # Graceful stop this time.
+        events = await read_events(tmp_path / "bridge.db")
+    sent = collections.Counter(e["clientId"] for e in events if e["status"] == "sent")
+    unknown = {e["clientId"] for e in events if e["status"] == "unknown"}
+    everyone = {f"k-{n}" for n in range(count)}
+    assert set(sent) | unknown == everyone  # nobody lost
+    doubled = {d: n for d, n in accepted_per_destination.items() if n > 1}
+    if policy == "report":
+        # Nothing is ever resent: an unclear outcome is reported, not retried.
+        assert doubled == {}
+        assert not [e for e in events if e.get("possibleDuplicate") and e["status"] == "sent"]
+    else:
+        # Resent only what the crash left unclear, and each resend says so.
+        flagged = {e["clientId"] for e in events if e.get("possibleDuplicate")}
+        assert {f"k-{int(d[-7:])}" for d in doubled} <= flagged
+    assert sum(accepted_per_destination.values()) == len(accepted_per_destination) + sum(
+        n - 1 for n in doubled.values()
+    )
+    # Every accepted message's receipt found it: no unmatched DLR event.
+    assert not [e for e in events if "unmatched" in (e.get("reason") or "")]
+
+
+async def test_cli_enqueue_events_status_history_and_sigterm(tmp_path: Path) -> None:
+    async with run_simulator(sim(outcomes=[{"stat": "DELIVRD", "weight": 1}])) as simulator:
+        assert simulator.port is not None
+        metrics_port = free_port()
+        config = write_config(tmp_path, simulator.port, metrics_port)
+        csv_file = tmp_path / "requests.csv"
+        csv_file.write_text(
+            "from,to,text,clientId,maxParts\n"
+            "ACME,+34600000001,hello one,csv-1,2\n"
+            "ACME,+34600000002,hello two,csv-2,\n"
+            "ACME,not-a-number,bad,csv-bad,\n"
+        )
+        with daemon_process(config, tmp_path / "daemon.log") as proc:
+            ready = await wait_http(metrics_port, "/readyz")
+            assert ready.json()["ready"] is True
+            enq = await anyio.to_thread.run_sync(
+                cli, "enqueue", str(csv_file), "--config", str(config)
+            )
+            assert enq.returncode == 0, enq.stderr
+            assert json.loads(enq.stdout)["enqueued"] == 3
+            with anyio.fail_after(30):
+                while True:
+                    events = await read_events(tmp_path / "bridge.db")
+                    if sum(e["status"] == "delivered" for e in events) == 2:
+                        break
+                    await anyio.sleep(0.1)
+            metrics = (await wait_http(metrics_port, "/metrics")).text
+            assert 'smpp_bridge_dlrs_total{status="delivered"} 2' in metrics
+            proc.send_signal(signal.SIGTERM)
+            assert await anyio.to_thread.run_sync(lambda: proc.wait(timeout=30)) == 0
+        status = await anyio.to_thread.run_sync(cli, "status", "csv-1", "--config", str(config))
+        assert status.returncode == 0, status.stderr
+        record = json.loads(status.stdout)
+        assert record["status"] == "delivered"
+        assert [h["status"] for h in record["history"]] == ["sent", "delivered"]
+        missing = await anyio.to_thread.run_sync(cli, "status", "nope", "--config", str(config))
+        assert missing.returncode == 2 and "nope" in json.loads(missing.stderr)["error"]
+        history = await anyio.to_thread.run_sync(
+            cli, "history", "--since", "1h", "--config", str(config)
+        )
+        assert {m["clientId"] for m in json.loads(history.stdout)["messages"]} == {"csv-1", "csv-2"}
+        printed = await anyio.to_thread.run_sync(cli, "events", "--config", str(config))
+        lines = [json.loads(line) for line in printed.stdout.splitlines()]
+        bad = [e for e in lines if e["status"] == "error"]
+        assert len(bad) == 1 and bad[0]["clientId"] == "csv-bad" and "to:" in bad[0]["reason"]
+        assert sum(e["status"] == "sent" for e in lines) == 2
+
+
+async def test_run_refuses_a_broken_config_with_its_key_path(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text('[[accounts]]\nname = "a"\nsystem_id = "x"\nport = "high"\n')
+    result = await anyio.to_thread.run_sync(cli, "run", "--config", str(config))
+    assert result.returncode == 2
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert "accounts[0].port" in error["error"]

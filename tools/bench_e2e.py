@@ -310,7 +310,8 @@ enquire_link_interval = 30.0
             result["ratio_vs_pool_only"] = round(rate / base, 3)
     finally:
         if daemon is not None:
-            daemon.send_signal(signal.SIGTERM)
+            # A profiler wrapping the daemon writes its report on SIGINT (and passes it on).
+            daemon.send_signal(signal.SIGINT if args.wrap else signal.SIGTERM)
             try:
                 daemon.wait(timeout=60)
             except subprocess.TimeoutExpired:

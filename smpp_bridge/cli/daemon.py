@@ -367,6 +367,8 @@ def _events(args: argparse.Namespace) -> int:
         anyio.run(main, backend="trio")
     except KeyboardInterrupt:
         pass
+    except ValueError as exc:  # an --after id this backend cannot have written
+        raise CliError(f"--after: {exc}", after=args.after) from None
     finally:
         out.flush()
         out.detach()

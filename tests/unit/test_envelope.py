@@ -431,7 +431,8 @@ def test_to_outbound_plain() -> None:
     message = to_outbound(req, "17:0")
     assert message.id == "17:0"
     assert message.source == "ACME"
-    assert message.destination == "34600000001"
+    # Always international: the pool maps "+digits" to TON 1 / NPI 1 whatever the length.
+    assert message.destination == "+34600000001"
     assert message.text == "Your code is 1234"
     assert message.client_id == "order-77"
     assert message.encoding == "auto"
@@ -439,7 +440,7 @@ def test_to_outbound_plain() -> None:
     assert message.account == "main"
     assert message.max_parts == 10
     assert message.template is None
-    assert to_outbound(request(to="34600000001"), "x").destination == "34600000001"
+    assert to_outbound(request(to="34600000001"), "x").destination == "+34600000001"
     assert to_outbound(request(max_parts=4), "x").max_parts == 4
     assert to_outbound(request(), "x", max_parts=7).max_parts == 7
 

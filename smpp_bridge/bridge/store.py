@@ -40,6 +40,7 @@ import anyio.to_thread
 import msgspec
 import structlog
 
+from ..sqlite_calls import call_sqlite
 from .envelope import TERMINAL_STATUSES, Event, decode_event, encode_events
 
 if TYPE_CHECKING:
@@ -334,9 +335,9 @@ class SqliteMessageStore(_StoreBase):
     """Records in an SQLite file (WAL): the embedded default, shared by the processes on one
     machine (the daemon and the ``status``/``history`` commands).
 
-    One connection, used by one worker thread at a time (``anyio.to_thread`` under an
-    ``anyio.Lock``); one transaction per call. ``clock`` is wall time: dedup instants are
-    stored in the file and must survive a restart.
+    One connection, one call at a time (``sqlite_calls.call_sqlite``: inline on the event
+    loop by default, ``inline=False`` for a worker thread); one transaction per call.
+    ``clock`` is wall time: dedup instants are stored in the file and must survive a restart.
     """
 
     def __init__(
@@ -347,6 +348,7 @@ class SqliteMessageStore(_StoreBase):
         clock: Callable[[], float] = time.time,
         table: str = "smppb_messages",
         synchronous: str = "NORMAL",
+        inline: bool = True,
     ) -> None:
         super().__init__(dedup_window, clock)
         if not _IDENTIFIER.fullmatch(table):
@@ -357,9 +359,10 @@ class SqliteMessageStore(_StoreBase):
         self._t = table
         self._synchronous = synchronous.upper()
         self._conn: sqlite3.Connection | None = None
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
+        self.inline = inline  # run calls on the event loop's thread (see sqlite_calls)
 
-    # -- blocking parts, each run in a worker thread under self._lock
+    # -- blocking parts, each run by ``call_sqlite`` under self._lock
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -548,8 +551,7 @@ class SqliteMessageStore(_StoreBase):
 
     async def _run(self, func: Callable[..., Any], *args: Any) -> Any:
         self._check_open()
-        async with self._lock:
-            return await anyio.to_thread.run_sync(func, *args)
+        return await call_sqlite(self._lock, self.inline, func, *args)
 
     # -- the async interface
 

@@ -41,6 +41,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
+from ...sqlite_calls import call_sqlite
 from .base import (
     DeadLetter,
     Entry,
@@ -105,6 +106,8 @@ class SqliteQueue(QueueBase):
     connection (``NORMAL``: an application crash loses nothing, a power cut may lose the last
     transactions; ``FULL`` survives power cuts at some cost). ``busy_timeout`` is how long a
     call waits for another process's write lock before failing with ``QueueBackendError``.
+    ``inline`` runs each call on the event loop's thread (the default: cheaper than a worker
+    thread hop; see ``smpp_bridge.sqlite_calls``); ``False`` uses a worker thread.
     """
 
     backend = "sqlite"
@@ -123,6 +126,7 @@ class SqliteQueue(QueueBase):
         synchronous: str = "NORMAL",
         busy_timeout: float = 5.0,
         poll_interval: float = 0.025,
+        inline: bool = True,
     ) -> None:
         super().__init__(
             name,
@@ -150,12 +154,13 @@ class SqliteQueue(QueueBase):
         self._dlq = f'"{self.prefix}:dlq:{self.name}"'
         self._index = f'"{self.prefix}:q:{self.name}:ready"'
         self._conn: sqlite3.Connection | None = None
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
+        self.inline = inline  # run calls on the event loop's thread (see sqlite_calls)
         self._recovered = False
         # Set (and dropped) by a local publish or release; created by whoever waits.
         self._wakeup: anyio.Event | None = None
 
-    # -- blocking parts, each run in a worker thread under self._lock
+    # -- blocking parts, each run by ``call_sqlite`` under self._lock
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -450,13 +455,12 @@ class SqliteQueue(QueueBase):
 
     async def _call(self, op: str, fn: Callable[..., R], *args: object) -> R:
         self._check_open()
-        async with self._lock:
-            try:
-                return await anyio.to_thread.run_sync(fn, *args)
-            except sqlite3.Error as exc:
-                raise QueueBackendError(
-                    f"sqlite queue {self.name!r} ({self.path}): {op} failed: {exc}"
-                ) from exc
+        try:
+            return await call_sqlite(self._lock, self.inline, fn, *args)
+        except sqlite3.Error as exc:
+            raise QueueBackendError(
+                f"sqlite queue {self.name!r} ({self.path}): {op} failed: {exc}"
+            ) from exc
 
     def _waiter(self) -> anyio.Event:
         if self._wakeup is None:

@@ -27,6 +27,7 @@ them at once.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -155,6 +156,8 @@ class Bridge:
         self._ready = anyio.Event()
         self._commit = GroupCommit(self._flush)
         self._per_entry = 1.0  # requests per queue entry, smoothed
+        # Per-message logs (ids, and the text) only when debug is on: checked once, not per call.
+        self._debug = log.bind().is_enabled_for(logging.DEBUG)
         self._reconnects_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -289,6 +292,15 @@ class Bridge:
                 )
                 request = _Request(entry, request_id, req.client_id, now, item.enqueued_at)
                 claims.append((request, message, record))
+                if self._debug:  # message text only at debug
+                    log.debug(
+                        "request taken",
+                        request_id=request_id,
+                        client_id=req.client_id,
+                        to=req.to,
+                        text=req.text,
+                        attempts=item.attempts,
+                    )
         # Requests per entry, smoothed: sizes the next take.
         self._per_entry += ((self.state.requests - taken) / len(leased) - self._per_entry) / 4
         if invalid_events:
@@ -412,6 +424,17 @@ class Bridge:
                 event.possible_duplicate = True
             events.append(event)
             metrics.responses_total.labels(outcome.account, outcome.status).inc()
+            if self._debug:
+                log.debug(
+                    "submit settled",
+                    request_id=message.id,
+                    client_id=message.client_id,
+                    status=outcome.status,
+                    code=outcome.code,
+                    message_id=event.id,
+                    bind=outcome.bind,
+                    reason=outcome.reason,
+                )
             if request is None:
                 continue
             metrics.latency_queue_to_resp_seconds.observe(now - request.taken_at)
@@ -440,6 +463,16 @@ class Bridge:
             if record is not None and record.submitted_at:
                 metrics.latency_submit_to_dlr_seconds.observe(max(0.0, wall - record.submitted_at))
             out.extend(_dlr_events(dlr, wall))
+            if self._debug:
+                log.debug(
+                    "receipt",
+                    request_id=dlr.request_id,
+                    client_id=dlr.client_id,
+                    message_id=dlr.message_id,
+                    status=dlr.status,
+                    bind=dlr.bind,
+                    matched=dlr.matched,
+                )
         await self._emit(out)
 
     async def on_inbound(self, messages: list[InboundMessage]) -> None:

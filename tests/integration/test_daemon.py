@@ -367,3 +367,40 @@ async def test_webhook_gets_every_event_while_it_fails_then_recovers(tmp_path: P
             r.body,
             r.headers["x-smpp-bridge-signature"],
         )
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+async def test_logs_never_carry_the_password_and_text_only_at_debug(
+    tmp_path: Path, level: str
+) -> None:
+    import io
+
+    import structlog
+
+    from smpp_bridge.log import configure_logging
+
+    out = io.StringIO()
+    configure_logging(level, json=True, stream=out)
+    try:
+        async with run_simulator(sim_config(receipts={"delay": 0.0})) as sim:
+            config = bridge_config(tmp_path, sim)
+            async with open_backends(config, consumer="producer", correlation=False) as backends:
+                events = Events(backends.events)
+                async with daemon(config):
+                    await enqueue(backends.requests, [request(n) for n in range(3)], bulk=3)
+                    await events.wait(lambda ev: len(finals(ev)) == 3, timeout=30)
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert any(line["event"] == "daemon started" for line in lines)
+    text = out.getvalue()
+    assert '"pw"' not in text and "password" not in text
+    taken = [line for line in lines if line["event"] == "request taken"]
+    settled = [line for line in lines if line["event"] == "submit settled"]
+    if level == "info":
+        assert "Your code is" not in text and not taken and not settled
+    else:
+        assert {line["client_id"] for line in taken} == {"c-0", "c-1", "c-2"}
+        assert all(line["text"].startswith("Your code is") for line in taken)
+        assert {line["request_id"] for line in settled} == {line["request_id"] for line in taken}
+        assert all(line["message_id"] and line["bind"] for line in settled)

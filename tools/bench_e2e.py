@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _procs import free_port, wait_port
 
 from smpp_bridge.bridge.queues import open_queue
 
@@ -47,25 +47,6 @@ window = 500
 [receipts]
 delay = 0.0
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"process {proc.args!r} did not start") from None
-            time.sleep(0.05)
 
 
 def rss_mib(pid: int) -> float:
@@ -264,7 +245,7 @@ enquire_link_interval = 30.0
     daemon: subprocess.Popen[bytes] | None = None
     result: dict[str, Any] = {"backend": args.backend, "count": args.count}
     try:
-        wait_port(sim_port, sim)
+        wait_port(sim_port, sim, "simulator")
         if not args.no_baseline:
             result["pool_only_msgs_per_s"] = run_pool_baseline(sim_port, min(args.count, 100_000))
         daemon_log = (work / "daemon.log").open("wb")
@@ -274,7 +255,7 @@ enquire_link_interval = 30.0
             stderr=daemon_log,
             env=env,
         )
-        wait_port(metrics_port, daemon)
+        wait_port(metrics_port, daemon, "daemon")
         cpu0 = os.times()
         enq = subprocess.Popen(
             [EXE, "enqueue", str(requests), "--config", str(work / "bridge.toml")],

@@ -11,7 +11,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import anyio
+from _procs import free_port, wait_port
 
 from smpp_bridge.bridge.queues import open_queue
 
@@ -34,25 +34,6 @@ TEXTS = (
     "Ваш код подтверждения: {n}",
     "Delivery {n} 📦 arrives today",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the {what} did not start (see its log)") from None
-            time.sleep(0.1)
 
 
 _last_progress = [0.0]

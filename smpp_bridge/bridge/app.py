@@ -44,7 +44,16 @@ from ..pool.dlr import DlrEvent
 from ..pool.inbound import InboundMessage
 from ..pool.pool import BindPool, OutboundMessage, PoolClosed, SubmitOutcome, open_pool
 from .config import BridgeConfig
-from .envelope import Event, Invalid, Valid, encode_events, parse_batch, to_outbound, validate
+from .envelope import (
+    STATUSES,
+    Event,
+    Invalid,
+    Valid,
+    encode_events,
+    parse_batch,
+    to_outbound,
+    validate,
+)
 from .metrics import Metrics
 from .queues import Leased, WorkQueue
 from .store import MessageRecord, MessageStore
@@ -52,20 +61,7 @@ from .store import MessageRecord, MessageStore
 log = structlog.get_logger("smpp_bridge.bridge")
 
 # Statuses after which a message is done for good: a redelivery of it is just acknowledged.
-SETTLED = frozenset(
-    {
-        "sent",
-        "accepted",
-        "buffered",
-        "delivered",
-        "error",
-        "failed",
-        "expired",
-        "canceled",
-        "rejected",
-        "unknown",
-    }
-)
+SETTLED = frozenset(STATUSES) - {"inbound", "stop"}
 # A request is claimed in the store as "submitting" (one write, before it goes to the pool): a
 # crash before its outcome is recorded leaves an unknown outcome. Requests handed back unsent
 # (a drain) are marked "queued": their redelivery is sent without doubt.

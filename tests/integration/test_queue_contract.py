@@ -9,7 +9,6 @@ outcomes with generous ``wait`` values and never assert on how long anything too
 from __future__ import annotations
 
 import gc
-import os
 import socket
 import sqlite3
 import sys
@@ -34,34 +33,12 @@ from smpp_bridge.bridge.queues import (
     WorkQueue,
     open_queue,
 )
+from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 BACKENDS = ["sqlite", "redis"]
 GUARD = 30.0  # seconds: a hang fails the test instead of the whole run
-
-
-def redis_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def need_redis() -> None:
-    if not redis_available():
-        if os.environ.get("CI"):
-            pytest.fail("no Redis at 127.0.0.1:6379 under CI")
-        pytest.skip("no Redis at 127.0.0.1:6379")
-
-
-async def delete_prefix(client: coredis.Redis[bytes], prefix: str) -> int:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(keys)
-    return len(keys)
 
 
 class Backend:

@@ -13,20 +13,24 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import coredis
 import httpx
 import pytest
 
+from smpp_bridge.bridge.config import load_config
 from smpp_bridge.bridge.queues import open_queue
 from smpp_bridge.codec.pdus import SubmitSm
 from smpp_bridge.simulator import config_from_dict as sim_config_from_dict
 from smpp_bridge.simulator import run_simulator
 from smpp_bridge.simulator.smsc import SmscSession
+from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -41,18 +45,30 @@ def free_port() -> int:
         return port
 
 
-def write_config(tmp_path: Path, sim_port: int, metrics_port: int, **daemon: Any) -> Path:
+def write_config(
+    tmp_path: Path,
+    sim_port: int,
+    metrics_port: int,
+    *,
+    name: str = "proc",
+    redis_prefix: str | None = None,
+    **daemon: Any,
+) -> Path:
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in daemon.items())
-    path = tmp_path / "bridge.toml"
+    queue = (
+        'backend = "sqlite"\npath = "bridge.db"'
+        if redis_prefix is None
+        else f'backend = "redis"\nurl = "{REDIS_URL}"\nprefix = "{redis_prefix}"'
+    )
+    path = tmp_path / f"{name}.toml"
     path.write_text(
         f"""[daemon]
-name = "proc"
+name = "{name}"
 drain_timeout = 5.0
 batch = 20
 {extra}
 [queue]
-backend = "sqlite"
-path = "bridge.db"
+{queue}
 visibility_timeout = 2.0
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
@@ -108,8 +124,11 @@ async def wait_http(port: int, path: str, timeout: float = 30.0) -> httpx.Respon
                 await anyio.sleep(0.1)
 
 
-async def read_events(db: Path) -> list[dict[str, Any]]:
-    async with await open_queue("sqlite", "events", path=str(db), keep_acked=True) as events:
+async def read_events(config: Path) -> list[dict[str, Any]]:
+    q = load_config(config, env=ENV).queue
+    async with await open_queue(
+        q.backend, q.events, path=q.path, url=q.url, prefix=q.prefix, keep_acked=True
+    ) as events:
         out: list[dict[str, Any]] = []
         after = None
         while batch := await events.tail(after, 5000):
@@ -164,44 +183,87 @@ def sim(**receipts: Any) -> Any:
     )
 
 
-@pytest.mark.parametrize("policy", ["report", "retry"])
+@pytest.mark.parametrize(
+    ("backend", "policy"), [("sqlite", "report"), ("sqlite", "retry"), ("redis", "report")]
+)
 async def test_kill_9_mid_flight_loses_nothing_and_sends_nothing_twice(
-    tmp_path: Path, accepted_per_destination: collections.Counter[str], policy: str
+    tmp_path: Path,
+    accepted_per_destination: collections.Counter[str],
+    backend: str,
+    policy: str,
 ) -> None:
+    """SQLite: one daemon, killed, restarted. Redis: two daemons sharing the stream, one killed;
+    the other takes its pending entries over once their leases run out."""
     count = 3000
-    async with run_simulator(sim()) as simulator:
-        assert simulator.port is not None
-        metrics_port = free_port()
-        config = write_config(tmp_path, simulator.port, metrics_port, unknown_outcome=policy)
-        log = tmp_path / "daemon.log"
-        enq = await anyio.to_thread.run_sync(
-            cli,
-            "enqueue",
-            str(requests_file(tmp_path, count)),
-            "--config",
-            str(config),
-            "--bulk",
-            "10",
-        )
-        assert enq.returncode == 0, enq.stderr
-        with daemon_process(config, log) as proc:
-            await wait_http(metrics_port, "/readyz")
-            # Mid-flight: some accepted, many not yet.
-            with anyio.fail_after(60):
-                while sum(accepted_per_destination.values()) < count // 3:
-                    await anyio.sleep(0.01)
-            proc.send_signal(signal.SIGKILL)
-        with daemon_process(config, log):
-            await wait_http(metrics_port, "/healthz")
-            with anyio.fail_after(120):
-                while True:
-                    events = await read_events(tmp_path / "bridge.db")
-                    outcome = {e["clientId"] for e in events if e["status"] in ("sent", "unknown")}
-                    if len(outcome) == count:
-                        break
-                    await anyio.sleep(0.2)
-            # Graceful stop this time.
-        events = await read_events(tmp_path / "bridge.db")
+    prefix = None
+    if backend == "redis":
+        need_redis()
+        prefix = f"test-crash-{uuid.uuid4().hex[:8]}"
+    try:
+        async with run_simulator(sim()) as simulator:
+            assert simulator.port is not None
+            ports = {"a": free_port(), "b": free_port()}
+            configs = {
+                name: write_config(
+                    tmp_path,
+                    simulator.port,
+                    port,
+                    name=name,
+                    redis_prefix=prefix,
+                    unknown_outcome=policy,
+                )
+                for name, port in ports.items()
+            }
+            config = configs["a"]
+            log = tmp_path / "daemon.log"
+            enq = await anyio.to_thread.run_sync(
+                cli,
+                "enqueue",
+                str(requests_file(tmp_path, count)),
+                "--config",
+                str(config),
+                "--bulk",
+                "10",
+            )
+            assert enq.returncode == 0, enq.stderr
+            with ExitStack() as running:
+                victim = running.enter_context(daemon_process(config, log))
+                await wait_http(ports["a"], "/readyz")
+                if backend == "redis":
+                    running.enter_context(daemon_process(configs["b"], log))
+                    await wait_http(ports["b"], "/readyz")
+                # Mid-flight: some accepted, many not yet.
+                with anyio.fail_after(60):
+                    while sum(accepted_per_destination.values()) < count // 3:
+                        await anyio.sleep(0.01)
+                victim.send_signal(signal.SIGKILL)
+                victim.wait(timeout=30)
+                if backend == "sqlite":
+                    running.enter_context(daemon_process(config, log))  # the restart
+                with anyio.move_on_after(40):
+                    while True:
+                        events = await read_events(config)
+                        settled = {
+                            e["clientId"] for e in events if e["status"] in ("sent", "unknown")
+                        }
+                        if len(settled) == count:
+                            break
+                        await anyio.sleep(0.2)
+                missing = {f"k-{n}" for n in range(count)} - settled
+                seen = collections.Counter(
+                    e["status"] for e in events if e.get("clientId") in missing
+                )
+                assert not missing, (
+                    len(missing),
+                    sorted(missing)[:5],
+                    seen,
+                    log.read_text()[-3000:],
+                )
+            events = await read_events(config)
+    finally:
+        if prefix is not None:
+            async with coredis.Redis.from_url(REDIS_URL) as client:
+                await delete_prefix(client, prefix)
     sent = collections.Counter(e["clientId"] for e in events if e["status"] == "sent")
     unknown = {e["clientId"] for e in events if e["status"] == "unknown"}
     everyone = {f"k-{n}" for n in range(count)}
@@ -244,7 +306,7 @@ async def test_cli_enqueue_events_status_history_and_sigterm(tmp_path: Path) -> 
             assert json.loads(enq.stdout)["enqueued"] == 3
             with anyio.fail_after(30):
                 while True:
-                    events = await read_events(tmp_path / "bridge.db")
+                    events = await read_events(config)
                     if sum(e["status"] == "delivered" for e in events) == 2:
                         break
                     await anyio.sleep(0.1)

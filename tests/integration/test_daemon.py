@@ -209,7 +209,7 @@ async def run_mixed(config: BridgeConfig, sim: Simulator, count: int) -> None:
 
 async def test_end_to_end_sqlite_mixed_outcomes(tmp_path: Path) -> None:
     async with run_simulator(sim_config()) as sim:
-        await run_mixed(bridge_config(tmp_path, sim), sim, 5000)
+        await run_mixed(bridge_config(tmp_path, sim), sim, 10_000)
 
 
 async def test_end_to_end_redis_mixed_outcomes(tmp_path: Path) -> None:

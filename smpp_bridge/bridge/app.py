@@ -27,7 +27,9 @@ them at once.
 
 from __future__ import annotations
 
+import collections
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -170,6 +172,9 @@ class Bridge:
                 self,
                 store=self.correlation,
                 drain_timeout=daemon.drain_timeout,
+                # Receipts parked (answered, not yet matched) belong to this daemon across its
+                # restarts: the configured name, else the host's.
+                instance=daemon.name or socket.gethostname(),
             ) as pool:
                 self.pool = pool
                 async with anyio.create_task_group() as tg:
@@ -361,21 +366,24 @@ class Bridge:
     async def _send(self, to_send: list[tuple[_Request, OutboundMessage]]) -> None:
         pool = self.pool
         assert pool is not None
-        for i, (_, message) in enumerate(to_send):
-            try:
-                await pool.send(message)
-            except PoolClosed as exc:
-                # Draining, or every bind of the account stopped (refused credentials): give
-                # the rest back to the queue; outside a drain, not to be retried at once.
-                rest = to_send[i:]
-                if not self.state.stopping:
-                    log.error("cannot submit: requests go back to the queue", reason=str(exc))
-                    self.state.last_error = str(exc)
-                await self._hand_back(
-                    [r.request_id for r, _ in rest], delay=0.0 if self.state.stopping else 5.0
-                )
-                return
-            self.metrics.submits_total.labels(message.account or "").inc()
+        taken = len(to_send)
+        try:
+            await pool.send_many(message for _, message in to_send)
+        except PoolClosed as exc:
+            # Draining, or every bind of the account stopped (refused credentials): give the
+            # rest back to the queue; outside a drain, not to be retried at once.
+            taken = exc.accepted
+            if not self.state.stopping:
+                log.error("cannot submit: requests go back to the queue", reason=str(exc))
+                self.state.last_error = str(exc)
+            await self._hand_back(
+                [r.request_id for r, _ in to_send[taken:]],
+                delay=0.0 if self.state.stopping else 5.0,
+            )
+        finally:
+            counts = collections.Counter(m.account or "" for _, m in to_send[:taken])
+            for account, n in counts.items():
+                self.metrics.submits_total.labels(account).inc(n)
 
     async def _hand_back(self, request_ids: Sequence[str], *, delay: float = 0.0) -> None:
         """Requests that never left: their entries are released (not acknowledged), so they are

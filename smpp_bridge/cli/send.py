@@ -68,6 +68,22 @@ def register(subparsers: Subparsers) -> None:
         help="pool (default): through the bind pool, receipts correlated to their message; "
         "session: straight through the sessions, receipts only counted",
     )
+    b.add_argument(
+        "--max-awaiting",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --dlr: pause sending while N accepted messages still wait for their "
+        "receipt, the steady state of a real SMSC (0, the default: no limit; a run faster than "
+        "the receipts then piles them up, in the SMSC and in the pool's correlation store)",
+    )
+    b.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="pool path: hand messages over in batches of this many (BindPool.send_many); "
+        "1 (default): one BindPool.send per message",
+    )
     b.set_defaults(handler=_bench)
 
 
@@ -166,11 +182,38 @@ def _send(args: argparse.Namespace) -> int:
     return 0
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
+class Latencies:
+    """Latencies in logarithmic buckets (1 % wide): percentiles in bounded memory, however many
+    messages a run sends (a list of every sample would grow the very RSS the bench reports)."""
+
+    _STEP = math.log(1.01)
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.total = 0
+
+    def add(self, seconds: float) -> None:
+        bucket = int(math.log(seconds) / self._STEP) if seconds > 1e-7 else -1611
+        self.counts[bucket] = self.counts.get(bucket, 0) + 1
+        self.total += 1
+
+    def percentile(self, q: float) -> float:
+        """The ``q`` quantile (0..1) in seconds, to 1 %; nan when nothing was added."""
+        if not self.total:
+            return math.nan
+        rank = max(1, math.ceil(q * self.total))
+        seen = 0
+        for bucket in sorted(self.counts):
+            seen += self.counts[bucket]
+            if seen >= rank:
+                return math.exp((bucket + 0.5) * self._STEP)
         return math.nan
-    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
-    return sorted_values[index]
+
+    def as_ms(self) -> dict[str, float]:
+        return {
+            "p50": round(self.percentile(0.50) * 1000, 3),
+            "p99": round(self.percentile(0.99) * 1000, 3),
+        }
 
 
 def _rss_kib() -> int:
@@ -188,6 +231,8 @@ def _rss_kib() -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.count < 1 or args.window < 1 or args.binds < 1:
         raise CliError("--count, --window and --binds must be at least 1")
+    if args.max_awaiting < 0:
+        raise CliError("--max-awaiting must not be negative")
     if args.path == "pool":
         return _bench_pool(args)
     return _bench_session(args)
@@ -202,17 +247,31 @@ def _bench_pool(args: argparse.Namespace) -> int:
     from ..pool.pool import AccountConfig, OutboundMessage, PoolConfig, SubmitOutcome, open_pool
 
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
+    latencies = Latencies()
     statuses: dict[str, int] = {}
-    dlr_matched = dlr_unmatched = 0
+    settled = dlr_matched = dlr_unmatched = 0
     done = anyio.Event()
+    rss: dict[str, int] = {}
+    pool_stats: dict[str, int] = {}
+    warm_at = max(1, args.count // 10)
+    receipts_came = anyio.Event()
+    cap = args.max_awaiting if args.dlr else 0
+
+    async def wait_for_receipts() -> None:
+        """While ``cap`` accepted messages wait for their receipts, wait for some to come."""
+        nonlocal receipts_came
+        while statuses.get("sent", 0) - dlr_matched - dlr_unmatched >= cap:
+            receipts_came = anyio.Event()
+            await receipts_came.wait()
 
     class Handler:
         async def on_outcomes(self, outcomes: list[SubmitOutcome]) -> None:
+            nonlocal settled
             now = anyio.current_time()
             for o in outcomes:
                 statuses[o.status] = statuses.get(o.status, 0) + 1
-                latencies.append(now - sent_at.pop(o.message.id, now))
+                latencies.add(now - sent_at.pop(o.message.id, now))
+            settled += len(outcomes)
             self._check()
 
         async def on_dlrs(self, events: list[DlrEvent]) -> None:
@@ -222,13 +281,16 @@ def _bench_pool(args: argparse.Namespace) -> int:
                     dlr_matched += 1
                 else:
                     dlr_unmatched += 1
+            receipts_came.set()
             self._check()
 
         async def on_inbound(self, messages: list[InboundMessage]) -> None:
             return None
 
         def _check(self) -> None:
-            if sum(statuses.values()) >= args.count and (
+            if "warm" not in rss and settled >= warm_at:
+                rss["warm"] = _rss_kib()
+            if settled >= args.count and (
                 not args.dlr or dlr_matched + dlr_unmatched >= statuses.get("sent", 0)
             ):
                 done.set()
@@ -249,29 +311,39 @@ def _bench_pool(args: argparse.Namespace) -> int:
             ),
         )
     )
-    rss: dict[str, int] = {}
 
     async def run() -> float:
         async with open_pool(config, Handler()) as pool:
             await pool.wait_ready()
             rss["start"] = _rss_kib()
             start = anyio.current_time()
-            for i in range(args.count):
-                mid = f"b{i}"
-                sent_at[mid] = anyio.current_time()
-                await pool.send(
-                    OutboundMessage(
-                        id=mid,
-                        source="BENCH",
-                        destination=f"+346{i % 100_000_000:08d}",
-                        text=args.text,
-                        request_dlr=bool(args.dlr),
+            batch = max(1, args.batch)
+            for first in range(0, args.count, batch):
+                if cap:
+                    await wait_for_receipts()
+                now = anyio.current_time()
+                messages = []
+                for i in range(first, min(first + batch, args.count)):
+                    mid = f"b{i}"
+                    sent_at[mid] = now
+                    messages.append(
+                        OutboundMessage(
+                            id=mid,
+                            source="BENCH",
+                            destination=f"+346{i % 100_000_000:08d}",
+                            text=args.text,
+                            request_dlr=bool(args.dlr),
+                        )
                     )
-                )
+                if batch == 1:
+                    await pool.send(messages[0])
+                else:
+                    await pool.send_many(messages)
             with anyio.move_on_after(args.dlr_timeout):
                 await done.wait()
             elapsed = anyio.current_time() - start
             rss["end"] = _rss_kib()
+            pool_stats.update(pool.stats)
             return elapsed
 
     cpu0 = time.process_time()
@@ -280,26 +352,24 @@ def _bench_pool(args: argparse.Namespace) -> int:
     except (SmppError, OSError) as exc:
         raise CliError(str(exc), kind=type(exc).__name__) from None
     cpu = time.process_time() - cpu0
-    latencies.sort()
     sent = statuses.get("sent", 0)
     write_json(
         {
             "path": "pool",
-            "sent": sum(statuses.values()),
+            "sent": settled,
             "acked": sent,
-            "failed": sum(statuses.values()) - sent,
+            "failed": settled - sent,
             "statuses": statuses,
             "dlrs": dlr_matched + dlr_unmatched,
             "dlrs_matched": dlr_matched,
             "dlrs_unmatched": dlr_unmatched,
             "seconds": round(elapsed, 3),
             "msgs_per_s": round(sent / elapsed, 1) if elapsed > 0 else None,
-            "latency_ms": {
-                "p50": round(_percentile(latencies, 0.50) * 1000, 3),
-                "p99": round(_percentile(latencies, 0.99) * 1000, 3),
-            },
+            "latency_ms": latencies.as_ms(),
             "cpu_s": round(cpu, 3),
+            "cpu_us_per_msg": round(cpu / max(settled, 1) * 1e6, 2),
             "rss_kib": rss,
+            "pool": pool_stats,
             "binds": args.binds,
             "window": args.window,
         }
@@ -316,8 +386,11 @@ def _bench_session(args: argparse.Namespace) -> int:
 
     profile = _profile(args.profile)
     dlrs = 0
-    latencies: list[float] = []
+    latencies = Latencies()
     acked = failed = sent = 0
+    rss: dict[str, int] = {}
+    warm_at = max(1, args.count // 10)
+    cap = args.max_awaiting if args.dlr else 0
 
     async def on_delivery(d: Delivery) -> None:
         nonlocal dlrs
@@ -341,45 +414,56 @@ def _bench_session(args: argparse.Namespace) -> int:
             template = client.build_text(
                 "BENCH", "+34600000000", args.text, registered_delivery=int(args.dlr)
             )[0]
-            pdus = (
-                SubmitSm(
-                    source_addr_ton=template.source_addr_ton,
-                    source_addr=template.source_addr,
-                    dest_addr_ton=1,
-                    dest_addr_npi=1,
-                    destination_addr=f"346{i % 100_000_000:08d}",
-                    esm_class=template.esm_class,
-                    registered_delivery=template.registered_delivery,
-                    data_coding=template.data_coding,
-                    short_message=template.short_message,
+            # With a cap on messages awaiting receipts, the run goes in chunks, each started
+            # once the receipts have caught up enough.
+            chunk = max(1, cap // 2) if cap else count
+            for start in range(0, count, chunk):
+                while cap and acked - dlrs > cap - chunk:
+                    await anyio.sleep(0.002)
+                pdus = (
+                    SubmitSm(
+                        source_addr_ton=template.source_addr_ton,
+                        source_addr=template.source_addr,
+                        dest_addr_ton=1,
+                        dest_addr_npi=1,
+                        destination_addr=f"346{i % 100_000_000:08d}",
+                        esm_class=template.esm_class,
+                        registered_delivery=template.registered_delivery,
+                        data_coding=template.data_coding,
+                        short_message=template.short_message,
+                    )
+                    for i in range(start, min(start + chunk, count))
                 )
-                for i in range(count)
-            )
-            # Tags are drawn lazily, as each request is sent: the send time.
-            send_times = (anyio.current_time() for _ in itertools.count())
-            batch: list[SubmitResult]
-            async for batch in client.submit_stream(pdus, tags=send_times):
-                now = anyio.current_time()
-                for r in batch:
-                    sent += 1
-                    if r.ok:
-                        acked += 1
-                    else:
-                        failed += 1
-                    if isinstance(r.tag, float):
-                        latencies.append(now - r.tag)
+                # Tags are drawn lazily, as each request is sent: the send time.
+                send_times = (anyio.current_time() for _ in itertools.count())
+                batch: list[SubmitResult]
+                async for batch in client.submit_stream(pdus, tags=send_times):
+                    now = anyio.current_time()
+                    for r in batch:
+                        sent += 1
+                        if r.ok:
+                            acked += 1
+                        else:
+                            failed += 1
+                        if isinstance(r.tag, float):
+                            latencies.add(now - r.tag)
+                    if "warm" not in rss and sent >= warm_at:
+                        rss["warm"] = _rss_kib()
             if args.dlr:
                 with anyio.move_on_after(args.dlr_timeout):
                     while dlrs < acked:
                         await anyio.sleep(0.01)
 
     async def run() -> float:
+        rss["start"] = _rss_kib()
         start = anyio.current_time()
         share, extra = divmod(args.count, args.binds)
         async with anyio.create_task_group() as tg:
             for b in range(args.binds):
                 tg.start_soon(one_bind, share + (1 if b < extra else 0))
-        return anyio.current_time() - start
+        elapsed = anyio.current_time() - start
+        rss["end"] = _rss_kib()
+        return elapsed
 
     cpu0 = time.process_time()
     try:
@@ -387,7 +471,6 @@ def _bench_session(args: argparse.Namespace) -> int:
     except (SmppError, OSError) as exc:
         raise CliError(str(exc), kind=type(exc).__name__) from None
     cpu = time.process_time() - cpu0
-    latencies.sort()
     write_json(
         {
             "path": "session",
@@ -397,12 +480,10 @@ def _bench_session(args: argparse.Namespace) -> int:
             "dlrs": dlrs,
             "seconds": round(elapsed, 3),
             "msgs_per_s": round(acked / elapsed, 1) if elapsed > 0 else None,
-            "latency_ms": {
-                "p50": round(_percentile(latencies, 0.50) * 1000, 3),
-                "p99": round(_percentile(latencies, 0.99) * 1000, 3),
-            },
+            "latency_ms": latencies.as_ms(),
             "cpu_s": round(cpu, 3),
             "cpu_us_per_msg": round(cpu / max(sent, 1) * 1e6, 2),
+            "rss_kib": rss,
             "binds": args.binds,
             "window": args.window,
         }

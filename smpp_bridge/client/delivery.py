@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import msgspec
 
+from ..codec.gsm7 import decode_gsm7, unpack_septets
 from ..codec.pdus import DataSm, DeliverSm
 from ..codec.receipt import Receipt, is_receipt, parse_receipt
-from ..codec.segment import ConcatInfo, decode_short_message
-from ..codec.text import EncodingProfile
+from ..codec.segment import ESM_UDHI, ConcatInfo, decode_short_message
+from ..codec.text import EncodingProfile, decode_units, encoding_for_data_coding
 from ..codec.tlv import Tag
 from ..errors import EncodingError
 
@@ -69,3 +70,33 @@ def parse_delivery(pdu: DeliverSm | DataSm, profile: EncodingProfile) -> Deliver
         udh=udh,
         error=error,
     )
+
+
+def receipt_of(pdu: DeliverSm | DataSm, profile: EncodingProfile) -> Receipt | None:
+    """``parse_delivery(pdu, profile).receipt`` without the rest: the receipt a deliver_sm or
+    data_sm carries, or None (not a receipt, or one naming no message). For the receipt path
+    of a busy pool, which needs nothing else of the PDU."""
+    esm_class = pdu.esm_class
+    tlvs = pdu.tlvs
+    if not is_receipt(esm_class, tlvs):
+        return None
+    user_data = pdu.short_message if isinstance(pdu, DeliverSm) else b""
+    if not user_data:
+        payload = pdu.tlv(Tag.message_payload)
+        if payload is not None:
+            user_data = payload.value
+    if esm_class & ESM_UDHI:
+        try:
+            text = decode_short_message(user_data, pdu.data_coding, esm_class, profile).text
+        except EncodingError:
+            text = user_data.decode("latin-1")
+    else:
+        # ``decode_short_message`` without a UDH (what receipts have): no UDH, no shifts.
+        encoding = encoding_for_data_coding(pdu.data_coding, profile)
+        if encoding == "gsm7":
+            if profile.gsm7_packed:
+                user_data = unpack_septets(user_data)
+            text = decode_gsm7(user_data)
+        else:
+            text = decode_units(user_data, encoding)
+    return parse_receipt(esm_class, tlvs, text)

@@ -115,6 +115,15 @@ _STANDARD = re.compile(
 )
 
 
+# The same in lower case only, as most SMSCs (and the simulator) write it: literal keys match
+# in a third less time. A subset of ``_STANDARD`` with the same groups, tried first.
+_STANDARD_LOWER = re.compile(
+    r"id:([^\s:]*) sub:([^\s:]*) dlvrd:([^\s:]*) submit[ _]date:([^\s:]*)"
+    r" done[ _]date:([^\s:]*) stat:([^\s:]*) err:([^\s:]*)(?: text:(.*))?",
+    re.DOTALL,
+)
+
+
 def parse_receipt_fields(text: str) -> dict[str, str]:
     """The ``key: value`` fields of a receipt text, keys normalised to ``submit_date`` style."""
     m = _STANDARD.fullmatch(text)
@@ -173,7 +182,7 @@ def is_receipt(esm_class: int, tlvs: tuple[Tlv, ...]) -> bool:
 def parse_receipt(esm_class: int, tlvs: tuple[Tlv, ...], text: str | None) -> Receipt | None:
     """A receipt from a deliver_sm/data_sm's esm_class, TLVs and decoded text; None if the PDU
     carries no usable receipt (no message id anywhere)."""
-    standard = _STANDARD.fullmatch(text) if text else None
+    standard = (_STANDARD_LOWER.fullmatch(text) or _STANDARD.fullmatch(text)) if text else None
     if standard is not None:
         # The fields as ``parse_receipt_fields`` reads them, without the dict in between.
         text_id, sub, dlvrd, submit_date, done_date, text_stat, err, rest = standard.groups()
@@ -216,17 +225,18 @@ def parse_receipt(esm_class: int, tlvs: tuple[Tlv, ...], text: str | None) -> Re
         stat = "UNKNOWN"
     if err is None and network_error is not None and len(network_error) == 3:
         err = str(int.from_bytes(network_error[1:], "big"))
+    # Positional, in field order: cheaper than keywords, and this runs per receipt.
     return Receipt(
-        message_id=message_id,
-        stat=stat,
-        err=err,
-        sub=sub,
-        dlvrd=dlvrd,
-        submit_date=submit_date,
-        done_date=done_date,
-        text=rest,
-        network_error_code=network_error,
-        intermediate=(esm_class & ESM_TYPE_MASK) == 0x20 or stat == "ENROUTE",
+        message_id,
+        stat,
+        err,
+        sub,
+        dlvrd,
+        submit_date,
+        done_date,
+        rest,
+        network_error,
+        (esm_class & ESM_TYPE_MASK) == 0x20 or stat == "ENROUTE",
     )
 
 

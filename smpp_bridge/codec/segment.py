@@ -40,6 +40,7 @@ __all__ = [
     "DecodedText",
     "Segment",
     "SplitMessage",
+    "TextSplitter",
     "Udh",
     "build_udh",
     "capacity",
@@ -50,6 +51,7 @@ __all__ = [
     "parse_udh",
     "part_capacities",
     "split_text",
+    "with_reference",
 ]
 
 IEI_CONCAT8: Final = 0x00
@@ -61,6 +63,12 @@ IEI_LOCKING_SHIFT: Final = 0x25
 
 ESM_UDHI: Final = 0x40
 MAX_PARTS: Final = 255
+# Units one part holds with no UDH at all, per unit kind.
+_BARE_CAPACITY: Final = {
+    "septet": capacity("gsm7", 0),
+    "octet": capacity("ascii", 0),
+    "utf16": capacity("ucs2", 0),
+}
 
 
 class Segment(msgspec.Struct, frozen=True):
@@ -164,6 +172,12 @@ def split_text(
     kind = unit_kind(encoding)
     unit_octets = 2 if kind == "utf16" else 1
     total_units = len(encoded) // unit_octets
+    if not (lock or shift) and total_units <= _BARE_CAPACITY[kind]:
+        # Most messages: one part, no UDH, built without the general machinery below.
+        if encoding == "gsm7" and profile.gsm7_packed:
+            encoded = pack_septets(encoded)
+        segment = Segment(encoded, 0, (), total_units, b"")
+        return SplitMessage(encoding, data_coding, total_units, (segment,), 0, 0)
     shift_ies = _shift_ies(lock, shift)
     whole, per_part = part_capacities(encoding, concat, len(shift_ies))
 
@@ -214,6 +228,105 @@ def split_text(
             body = _user_data(udh, chunk, encoding, profile)
             segments.append(Segment(body, ESM_UDHI, (), len(chunk) // unit_octets, udh))
     return SplitMessage(encoding, data_coding, total_units, tuple(segments), lock, shift)
+
+
+def with_reference(split: SplitMessage, concat: Concat, reference: int) -> SplitMessage:
+    """``split`` (made by ``split_text`` with ``concat``) with its concatenation reference set
+    to ``reference``: what ``split_text`` gives with that reference, without encoding and
+    cutting the text again. A one-part or payload message has no reference: returned as is."""
+    segments = split.segments
+    if len(segments) < 2 or concat == "payload":
+        return split
+    if concat == "sar":
+        ref_tlv = Tlv.make("sar_msg_ref_num", reference & 0xFFFF)
+        segments = tuple(
+            Segment(s.short_message, s.esm_class, (ref_tlv, *s.tlvs[1:]), s.units, s.udh)
+            for s in segments
+        )
+    else:
+        # The concatenation IE is the first of the UDH: its reference starts at octet 3
+        # (after the UDH length, the IEI and the IE length), 1 octet for udh8, 2 for udh16.
+        if concat == "udh16":
+            ref = (reference & 0xFFFF).to_bytes(2, "big")
+        else:
+            ref = bytes((reference & 0xFF,))
+        end = 3 + len(ref)
+        segments = tuple(
+            Segment(
+                s.short_message[:3] + ref + s.short_message[end:],
+                s.esm_class,
+                s.tlvs,
+                s.units,
+                s.udh[:3] + ref + s.udh[end:],
+            )
+            for s in segments
+        )
+    return SplitMessage(
+        split.encoding,
+        split.data_coding,
+        split.units,
+        segments,
+        split.locking_shift,
+        split.single_shift,
+    )
+
+
+class TextSplitter:
+    """``split_text`` under one profile, remembering the texts it split last.
+
+    Campaigns send one text to many numbers: the encoding is chosen and the text cut once per
+    distinct (text, encoding, concat, max_parts); each message after the first costs a
+    dictionary lookup, and a multi-part one a new reference stamped into its parts
+    (``with_reference``). At most ``size`` texts of at most ``max_length`` characters are
+    kept, the first split forgotten first; longer texts are split every time.
+    """
+
+    def __init__(
+        self, profile: EncodingProfile = DEFAULT_PROFILE, *, size: int = 512, max_length: int = 1600
+    ) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self.profile = profile
+        self.size = size
+        self.max_length = max_length
+        self._memo: dict[tuple[str, str, str, int], SplitMessage] = {}
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def split(
+        self,
+        text: str,
+        *,
+        encoding: str = "auto",
+        concat: Concat = "udh8",
+        reference: int = 0,
+        max_parts: int = MAX_PARTS,
+    ) -> SplitMessage:
+        """``split_text(text, profile=self.profile, ...)``, from memory when it can be."""
+        if len(text) > self.max_length:
+            return split_text(
+                text,
+                profile=self.profile,
+                encoding=encoding,
+                concat=concat,
+                reference=reference,
+                max_parts=max_parts,
+            )
+        key = (text, encoding, concat, max_parts)
+        memo = self._memo
+        split = memo.get(key)
+        if split is None:
+            # Errors are not remembered: an unsendable text raises again each time.
+            split = split_text(
+                text, profile=self.profile, encoding=encoding, concat=concat, max_parts=max_parts
+            )
+            if len(memo) >= self.size:
+                del memo[next(iter(memo))]
+            memo[key] = split
+        if len(split.segments) == 1:
+            return split
+        return with_reference(split, concat, reference)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -426,6 +426,14 @@ def select_encoding(
     single: int | None = None,
 ) -> tuple[EncodingChoice, bytes]:
     """``choose_encoding`` plus the chosen unit stream, so callers need not encode twice."""
+    if encodings is None and locking is None and single is None:
+        # Fast path for most traffic: plain GSM 7-bit in one part is the first preference and
+        # cannot be beaten, so nothing else needs to be tried.
+        data_coding = profile.encodings.get("gsm7")
+        if data_coding is not None:
+            septets = gsm7_septets(text)
+            if septets is not None and septets <= 160:
+                return EncodingChoice("gsm7", data_coding, 1, septets), encode_gsm7(text)
     if encodings is not None:
         allowed = set(encodings)
         unknown = allowed - set(ENCODINGS)

@@ -16,7 +16,7 @@ No I/O and no clock: the pool decides with these, then acts.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -36,6 +36,7 @@ __all__ = [
     "StatusPolicy",
     "classify_bind_failure",
     "classify_status",
+    "resolve_status",
 ]
 
 
@@ -113,6 +114,47 @@ class StatusPolicy:
         add = frozenset(int(c) for c in codes)
         return StatusPolicy(self.backpressure - add, self.transient | add)
 
+    def with_backpressure(self, *codes: int) -> StatusPolicy:
+        """This policy with ``codes`` added to the back-pressure set (e.g. a vendor
+        "throttled")."""
+        add = frozenset(int(c) for c in codes)
+        return StatusPolicy(self.backpressure | add, self.transient - add)
+
+    @classmethod
+    def overriding(
+        cls,
+        *,
+        transient: Iterable[int | str] = (),
+        permanent: Iterable[int | str] = (),
+        backpressure: Iterable[int | str] = (),
+        base: StatusPolicy | None = None,
+    ) -> StatusPolicy:
+        """``base`` (default: the defaults) with an account's overrides: codes (numbers or
+        ``ESME_...`` names) moved to back-pressure, transient or permanent. A code listed
+        under two of them is refused (``ValueError``)."""
+        lists = {
+            "transient": {resolve_status(c) for c in transient},
+            "permanent": {resolve_status(c) for c in permanent},
+            "backpressure": {resolve_status(c) for c in backpressure},
+        }
+        names = list(lists)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                both = lists[a] & lists[b]
+                if both:
+                    codes = ", ".join(f"0x{c:X}" for c in sorted(both))
+                    raise ValueError(f"command_status listed as both {a} and {b}: {codes}")
+        if 0 in lists["permanent"]:
+            raise ValueError("command_status 0 (ESME_ROK) cannot be an error class")
+        policy = base if base is not None else DEFAULT_POLICY
+        if lists["backpressure"]:
+            policy = policy.with_backpressure(*lists["backpressure"])
+        if lists["transient"]:
+            policy = policy.with_transient(*lists["transient"])
+        if lists["permanent"]:
+            policy = policy.with_permanent(*lists["permanent"])
+        return policy
+
     def classify(
         self, status: int, *, nack: bool = False, delivery_failure_reason: int | None = None
     ) -> StatusClass:
@@ -136,6 +178,27 @@ class StatusPolicy:
 
 
 DEFAULT_POLICY: Final = StatusPolicy()
+
+
+def resolve_status(value: int | str) -> int:
+    """A command_status from a number or a name (``"ESME_RSUBMITFAIL"``, any case; a string
+    of digits or ``0x``-hex is read as a number)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a command_status: {value!r}")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = value.strip()
+        try:
+            number = int(text, 0)
+        except ValueError:
+            try:
+                number = int(S[text.upper()])
+            except KeyError:
+                raise ValueError(f"unknown command_status {value!r}") from None
+    if not 0 <= number <= 0xFFFFFFFF:
+        raise ValueError(f"command_status {value!r} is outside 0..0xFFFFFFFF")
+    return number
 
 
 def classify_status(

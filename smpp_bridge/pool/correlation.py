@@ -54,7 +54,9 @@ are published unmatched if the decision comes after ``unmatched_after``).
 Stores (``CorrelationStore``) work in batches: one ``put_many`` per settled batch, one
 ``get_many`` per batch of receipts. Backends: ``MemoryCorrelationStore`` (bounded, one process),
 ``SqliteCorrelationStore`` (embedded default, WAL) and ``RedisCorrelationStore`` (several
-daemons sharing one Redis; ``SET key value EX ttl`` per record, ``MGET`` for lookups).
+daemons sharing one Redis; ``SET key value EX ttl`` per record, ``MGET`` for lookups). Each
+also keeps parked receipts (``ParkingStore``): receipts that came before their mapping and were
+already acknowledged to the SMSC, kept until they are published, so a restart loses none.
 """
 
 from __future__ import annotations
@@ -69,12 +71,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar, runtime_checkable
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import msgspec
+
+from ..codec.receipt import Receipt
+from ..sqlite_calls import call_sqlite
 
 if TYPE_CHECKING:
     import coredis
@@ -125,6 +130,32 @@ def decode_record(data: bytes) -> CorrelationRecord:
     return _RECORD_DECODER.decode(data)
 
 
+class ParkedReceipt(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A receipt that came before its mapping, as a ``ParkingStore`` keeps it until it is
+    matched or given up: the SMSC was told we have it, so a restart must not lose it.
+
+    ``key`` names it among its owner's; ``arrived_at`` is wall-clock seconds since the epoch.
+    """
+
+    key: str
+    account: str
+    receipt: Receipt
+    bind: str | None = None
+    arrived_at: float = 0.0
+
+
+_PARKED_ENCODER: Final = msgspec.json.Encoder()
+_PARKED_DECODER: Final = msgspec.json.Decoder(ParkedReceipt)
+
+
+def encode_parked(parked: ParkedReceipt) -> bytes:
+    return _PARKED_ENCODER.encode(parked)
+
+
+def decode_parked(data: bytes) -> ParkedReceipt:
+    return _PARKED_DECODER.decode(data)
+
+
 class IdMode(StrEnum):
     """How an account's receipt ids relate to its submit_sm_resp ids."""
 
@@ -152,6 +183,13 @@ _FIXED: Final = {
 def canonical_id(message_id: str) -> str:
     """The form ids are compared in: no surrounding blanks, lower case, no leading zeros
     ("0" stays "0")."""
+    if (
+        message_id.isalnum()
+        and message_id[0] != "0"
+        and (message_id.isdigit() or message_id.islower())
+    ):
+        # Already canonical (most ids): nothing to strip, lower or unpad.
+        return message_id
     lowered = message_id.strip().lower()
     stripped = lowered.lstrip("0")
     return stripped if stripped or not lowered else "0"
@@ -458,6 +496,23 @@ class CorrelationStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class ParkingStore(Protocol):
+    """Parked receipts kept across restarts, per owner (the pool instance that parked them:
+    several daemons sharing one store each have their own).
+
+    A pool saves each receipt it parks with ``park_many`` before it answers the SMSC, deletes
+    it with ``unpark_many`` once it is published (matched or unmatched), and at start parks
+    again what ``load_parked`` gives back. Every backend here implements it.
+    """
+
+    async def park_many(self, owner: str, parked: Sequence[ParkedReceipt]) -> None: ...
+
+    async def unpark_many(self, owner: str, keys: Sequence[str]) -> None: ...
+
+    async def load_parked(self, owner: str) -> list[ParkedReceipt]: ...
+
+
 class StoreClosedError(RuntimeError):
     """The correlation store was used after ``aclose``."""
 
@@ -511,6 +566,7 @@ class MemoryCorrelationStore(_StoreBase):
         self._clock = clock
         # Insertion order is age order: a re-put moves the key to the end.
         self._entries: dict[tuple[str, str], tuple[CorrelationRecord, float]] = {}
+        self._parked: dict[str, dict[str, ParkedReceipt]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -538,18 +594,29 @@ class MemoryCorrelationStore(_StoreBase):
     def get(self, account: str, message_ids: Sequence[str]) -> dict[str, CorrelationRecord]:
         """Synchronous ``get_many``."""
         self._check_open()
-        self.resolver.observe_receipt_ids(account, message_ids)
+        resolver = self.resolver
+        resolver.observe_receipt_ids(account, message_ids)
         now = self._clock()
+        entries = self._entries
         found: dict[str, CorrelationRecord] = {}
-        for key in self.resolver.lookup_keys(account, message_ids):
-            entry = self._entries.get((account, key))
+        # ``lookup_keys`` then ``resolve_many`` in one pass: one key per id, worked out once.
+        key_for = resolver.key_for
+        for receipt_id in message_ids:
+            if receipt_id in found:
+                continue
+            key = key_for(account, receipt_id)
+            if key is None:
+                resolver.deferred += 1
+                continue
+            slot = (account, key)
+            entry = entries.get(slot)
             if entry is None:
                 continue
             if entry[1] <= now:
-                del self._entries[(account, key)]
+                del entries[slot]
                 continue
-            found[key] = entry[0]
-        return self.resolver.resolve_many(account, message_ids, found)
+            found[receipt_id] = entry[0]
+        return found
 
     def delete(self, account: str, message_ids: Iterable[str]) -> None:
         """Synchronous ``delete_many``."""
@@ -573,6 +640,27 @@ class MemoryCorrelationStore(_StoreBase):
         await anyio.lowlevel.checkpoint()
         self.delete(account, message_ids)
 
+    # -- parked receipts (kept as long as this object: nothing survives the process)
+
+    async def park_many(self, owner: str, parked: Sequence[ParkedReceipt]) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._check_open()
+        kept = self._parked.setdefault(owner, {})
+        for item in parked:
+            kept[item.key] = item
+
+    async def unpark_many(self, owner: str, keys: Sequence[str]) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._check_open()
+        kept = self._parked.get(owner, {})
+        for key in keys:
+            kept.pop(key, None)
+
+    async def load_parked(self, owner: str) -> list[ParkedReceipt]:
+        await anyio.lowlevel.checkpoint()
+        self._check_open()
+        return list(self._parked.get(owner, {}).values())
+
 
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Far below SQLite's bound-parameter limit (32766 since 3.32, 999 before).
@@ -582,12 +670,14 @@ _SQL_CHUNK: Final = 500
 class SqliteCorrelationStore(_StoreBase):
     """Correlations in an SQLite file (WAL): the embedded default, durable across restarts.
 
-    One connection, used by one worker thread at a time (``anyio.to_thread``; an ``anyio.Lock``
-    keeps callers in line so they do not hold threads while waiting); one transaction per
-    batch. ``synchronous=FULL`` by default: a mapping is on disk before the caller
-    acknowledges the queue message it came from. Expired rows are ignored on read and deleted
-    by ``purge()``, which ``put_many`` runs every ``purge_interval`` seconds. ``clock`` is wall
-    time: expiry instants are stored in the file and must survive a restart.
+    One connection, one call at a time (``smpp_bridge.sqlite_calls``: in a worker thread, or
+    inline on the event loop with ``inline`` — the default unless ``synchronous`` makes every
+    commit wait for the disk); one transaction per batch. ``synchronous=FULL`` by default: a
+    mapping is on disk before the caller acknowledges the queue message it came from (the
+    daemon uses NORMAL: safe against its own crash, not a power cut). Expired rows are ignored
+    on read and deleted by ``purge()``, which ``put_many`` runs every ``purge_interval``
+    seconds. ``clock`` is wall time: expiry instants are stored in the file and must survive a
+    restart.
     """
 
     def __init__(
@@ -600,6 +690,7 @@ class SqliteCorrelationStore(_StoreBase):
         purge_interval: float = 300.0,
         table: str = "smppb_correlation",
         synchronous: str = "FULL",
+        inline: bool | None = None,
     ) -> None:
         super().__init__(ttl, resolver)
         if not _IDENTIFIER.fullmatch(table):
@@ -611,8 +702,10 @@ class SqliteCorrelationStore(_StoreBase):
         self._clock = clock
         self._table = table
         self._synchronous = synchronous.upper()
+        # Calls run on the event loop unless every commit waits for the disk (FULL, EXTRA).
+        self.inline = self._synchronous in ("OFF", "NORMAL") if inline is None else inline
         self._conn: sqlite3.Connection | None = None
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
         self._last_purge = clock()
 
     # -- blocking parts, each run in a worker thread under self._lock
@@ -637,6 +730,11 @@ class SqliteCorrelationStore(_StoreBase):
                     f"CREATE INDEX IF NOT EXISTS {self._table}_expires"
                     f" ON {self._table} (expires_at)"
                 )
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._table}_parked ("
+                    " owner TEXT NOT NULL, key TEXT NOT NULL, receipt BLOB NOT NULL,"
+                    " arrived_at REAL NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID"
+                )
             except BaseException:
                 conn.close()
                 raise
@@ -653,7 +751,7 @@ class SqliteCorrelationStore(_StoreBase):
                 rows,
             )
             if purge:
-                conn.execute(f"DELETE FROM {self._table} WHERE expires_at <= ?", (now,))
+                self._purge_in(conn, now)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -686,10 +784,49 @@ class SqliteCorrelationStore(_StoreBase):
             conn.execute("ROLLBACK")
             raise
 
-    def _purge_sync(self, now: float) -> int:
-        conn = self._connection()
+    def _purge_in(self, conn: sqlite3.Connection, now: float) -> int:
         cursor = conn.execute(f"DELETE FROM {self._table} WHERE expires_at <= ?", (now,))
+        # Parked receipts of an owner that never came back go after a TTL too.
+        conn.execute(f"DELETE FROM {self._table}_parked WHERE arrived_at <= ?", (now - self.ttl,))
         return cursor.rowcount
+
+    def _purge_sync(self, now: float) -> int:
+        return self._purge_in(self._connection(), now)
+
+    def _park_sync(self, rows: list[tuple[str, str, bytes, float]]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {self._table}_parked (owner, key, receipt, arrived_at)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _unpark_sync(self, owner: str, keys: list[str]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"DELETE FROM {self._table}_parked WHERE owner = ? AND key = ?",
+                [(owner, key) for key in keys],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _load_parked_sync(self, owner: str) -> list[bytes]:
+        conn = self._connection()
+        cursor = conn.execute(
+            f"SELECT receipt FROM {self._table}_parked WHERE owner = ? ORDER BY arrived_at",
+            (owner,),
+        )
+        return [row[0] for row in cursor]
 
     def _close_sync(self) -> None:
         if self._conn is not None:
@@ -708,11 +845,10 @@ class SqliteCorrelationStore(_StoreBase):
         now = self._clock()
         expires = now + (self.ttl if ttl is None else ttl)
         rows = [(r.account, r.key, encode_record(r), expires) for r in records]
-        async with self._lock:
-            purge = now - self._last_purge >= self.purge_interval
-            if purge:
-                self._last_purge = now
-            await anyio.to_thread.run_sync(self._put_sync, rows, now, purge)
+        purge = now - self._last_purge >= self.purge_interval
+        if purge:
+            self._last_purge = now
+        await call_sqlite(self._lock, self.inline, self._put_sync, rows, now, purge)
 
     async def get_many(
         self, account: str, message_ids: Sequence[str]
@@ -722,8 +858,9 @@ class SqliteCorrelationStore(_StoreBase):
         keys = self.resolver.lookup_keys(account, message_ids)
         if not keys:
             return {}
-        async with self._lock:
-            raw = await anyio.to_thread.run_sync(self._get_sync, account, keys, self._clock())
+        raw = await call_sqlite(
+            self._lock, self.inline, self._get_sync, account, keys, self._clock()
+        )
         found = {key: decode_record(data) for key, data in raw.items()}
         return self.resolver.resolve_many(account, message_ids, found)
 
@@ -732,16 +869,32 @@ class SqliteCorrelationStore(_StoreBase):
         keys = list(dict.fromkeys(canonical_id(m) for m in message_ids))
         if not keys:
             return
-        async with self._lock:
-            await anyio.to_thread.run_sync(self._delete_sync, account, keys)
+        await call_sqlite(self._lock, self.inline, self._delete_sync, account, keys)
+
+    async def park_many(self, owner: str, parked: Sequence[ParkedReceipt]) -> None:
+        self._check_open()
+        if not parked:
+            return
+        rows = [(owner, p.key, encode_parked(p), p.arrived_at) for p in parked]
+        await call_sqlite(self._lock, self.inline, self._park_sync, rows)
+
+    async def unpark_many(self, owner: str, keys: Sequence[str]) -> None:
+        self._check_open()
+        if not keys:
+            return
+        await call_sqlite(self._lock, self.inline, self._unpark_sync, owner, list(keys))
+
+    async def load_parked(self, owner: str) -> list[ParkedReceipt]:
+        self._check_open()
+        raw = await call_sqlite(self._lock, self.inline, self._load_parked_sync, owner)
+        return [decode_parked(data) for data in raw]
 
     async def purge(self) -> int:
         """Delete expired rows now; how many went."""
         self._check_open()
-        async with self._lock:
-            now = self._clock()
-            self._last_purge = now
-            return await anyio.to_thread.run_sync(self._purge_sync, now)
+        now = self._clock()
+        self._last_purge = now
+        return await call_sqlite(self._lock, self.inline, self._purge_sync, now)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -849,6 +1002,33 @@ class RedisCorrelationStore(_StoreBase):
         for start in range(0, len(keys), _REDIS_CHUNK):
             await self.client.delete(keys[start : start + _REDIS_CHUNK])
 
+    # -- parked receipts: one hash per owner, field = the receipt's key
+
+    def parked_key(self, owner: str) -> str:
+        return f"{self.prefix}:parked:{_escape_account(owner)}"
+
+    async def park_many(self, owner: str, parked: Sequence[ParkedReceipt]) -> None:
+        self._check_open()
+        if not parked:
+            return
+        key = self.parked_key(owner)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, {p.key: encode_parked(p) for p in parked})
+            # An owner that never comes back leaves nothing behind for longer than the TTL.
+            pipe.expire(key, max(1, math.ceil(self.ttl)))
+
+    async def unpark_many(self, owner: str, keys: Sequence[str]) -> None:
+        self._check_open()
+        if keys:
+            key = self.parked_key(owner)
+            for start in range(0, len(keys), _REDIS_CHUNK):
+                await self.client.hdel(key, list(keys[start : start + _REDIS_CHUNK]))
+
+    async def load_parked(self, owner: str) -> list[ParkedReceipt]:
+        self._check_open()
+        values = await self.client.hgetall(self.parked_key(owner))
+        return sorted((decode_parked(v) for v in values.values()), key=lambda p: p.arrived_at)
+
 
 __all__ = [
     "DEFAULT_DECIDE_AFTER",
@@ -861,12 +1041,16 @@ __all__ = [
     "IdSightings",
     "MemoryCorrelationStore",
     "MessageIdResolver",
+    "ParkedReceipt",
+    "ParkingStore",
     "RedisCorrelationStore",
     "SqliteCorrelationStore",
     "StoreClosedError",
     "canonical_id",
     "convert_id",
+    "decode_parked",
     "decode_record",
+    "encode_parked",
     "encode_record",
     "possible_keys",
     "unambiguous_key",

@@ -19,6 +19,11 @@ The pool drives it in this order:
    same, never dropped. ``next_deadline()`` says when to call again.
 
 Parking is bounded (``max_parked``): past it the oldest parked receipt comes out unmatched.
+A journaling correlator also lists what it parked and unparked (``take_parking_changes``) for
+a store that keeps parked receipts across restarts, and parks again what such a store kept
+(``restore``). With ``recent_settled`` it remembers the records of the last receipts that
+settled their part, so a repeated receipt still finds its message after the caller deleted the
+mapping.
 Every matched event also carries the message-level status of its message
 (``MessageStatusTracker``): one part of a multipart message failing fails the message, all
 parts delivered delivers it, anything in between is ``buffered``.
@@ -28,13 +33,16 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
+
 from ..codec.receipt import EVENT_STATUS, FINAL_STATS, Receipt
-from .correlation import CorrelationRecord, MessageIdResolver, possible_keys
+from .correlation import CorrelationRecord, MessageIdResolver, ParkedReceipt, possible_keys
 
 DEFAULT_UNMATCHED_AFTER: Final = 600.0
 DEFAULT_MAX_PARKED: Final = 100_000
@@ -42,6 +50,9 @@ DEFAULT_MAX_PARKED: Final = 100_000
 DEFAULT_RELOOKUP_AFTER: Final = (1.0, 5.0, 15.0, 60.0)
 
 FINAL_STATUSES: Final = frozenset(EVENT_STATUS[stat] for stat in FINAL_STATS)
+# Final stats after which no other receipt for the part is expected, so its mapping may go.
+# Not ACCEPTD: many SMSCs send it and later the real outcome.
+SETTLED_STATS: Final = FINAL_STATS - {"ACCEPTD"}
 FAILURE_STATUSES: Final = frozenset({"failed", "expired", "canceled", "rejected"})
 
 
@@ -116,13 +127,15 @@ def aggregate_status(
     return "buffered", False
 
 
-@dataclass(frozen=True, slots=True)
-class MessageStatus:
+class MessageStatus(msgspec.Struct, frozen=True, gc=False):
     """Where a whole message stands after one of its parts' receipts.
 
     ``changed`` says whether this receipt changed the message-level status (the moment to
     publish a message-level event); ``part_statuses`` is per part, None where no receipt came
     yet. ``message_id`` is the SMSC id of the lowest-numbered part seen.
+
+    (A frozen ``msgspec.Struct``: one is made per receipt, several times cheaper than a frozen
+    dataclass.)
     """
 
     account: str
@@ -163,11 +176,14 @@ class _Message:
 
 
 class MessageStatusTracker:
-    """Per-part receipts of each message and the message-level status they add up to.
+    """Per-part receipts of each multipart message and the message-level status they add up
+    to.
 
-    Keeps the last ``max_messages`` messages heard of (least recently updated forgotten
-    first); a finished message is kept too, so that a repeated receipt does not start it over.
-    A part that reached a final status does not go back to an intermediate one.
+    Keeps the last ``max_messages`` multipart messages heard of (least recently updated
+    forgotten first); a finished message is kept too, so that a repeated receipt does not
+    start it over. A part that reached a final status does not go back to an intermediate
+    one. A one-part message has nothing to add up: its status is its receipt's, and it is not
+    kept (``changed`` is then always true), so memory does not grow with one-part traffic.
     """
 
     def __init__(self, *, max_messages: int = 100_000) -> None:
@@ -180,6 +196,20 @@ class MessageStatusTracker:
         return len(self._messages)
 
     def update(self, record: CorrelationRecord, status: str, code: int) -> MessageStatus:
+        if record.parts <= 1 and record.part == 0:
+            return MessageStatus(
+                record.account,
+                record.request_id,
+                record.client_id,
+                record.message_id,
+                1,
+                status,
+                code,
+                status in FINAL_STATUSES,
+                True,
+                (status,),
+                record.submitted_at,
+            )
         key = (record.account, record.request_id)
         message = self._messages.pop(key, None)
         parts = max(record.parts, record.part + 1, 1)
@@ -227,8 +257,7 @@ class MessageStatusTracker:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class DlrEvent:
+class DlrEvent(msgspec.Struct, frozen=True, gc=False):
     """One receipt, correlated (``record`` set) or given up on (``record`` None, ``reason``
     says why). ``status``/``code`` are the receipt's (this part's); ``message`` is the
     message-level status after it (None when unmatched)."""
@@ -302,6 +331,7 @@ class _Parked:
     arrived_at: float
     keys: tuple[str, ...]
     relookups: int = 0
+    key: str = ""  # its name in a parked-receipt store (journaling correlators only)
 
 
 class ReceiptCorrelator:
@@ -312,6 +342,15 @@ class ReceiptCorrelator:
     are looked up again as soon as the store's observations decide their account. Matching
     goes through ``resolver.resolve`` only, which tries at most one key per receipt id: a
     receipt is never matched to a record its account's conversion does not lead to.
+
+    ``recent_settled``: how many of the last receipts that settled their part (``SETTLED_STATS``)
+    to remember with their record, so that a repeated receipt is matched even after the
+    mapping was deleted from the store (0: none).
+
+    ``journal``: keep a list of the receipts parked and unparked since the last
+    ``take_parking_changes``, for a caller that keeps parked receipts in a store (so that a
+    restart does not lose receipts the SMSC was already told we had); each is named
+    ``key_prefix`` + its serial. ``restore`` parks again what such a store kept.
     """
 
     def __init__(
@@ -322,11 +361,25 @@ class ReceiptCorrelator:
         resolver: MessageIdResolver | None = None,
         tracker: MessageStatusTracker | None = None,
         relookup_after: Sequence[float] = DEFAULT_RELOOKUP_AFTER,
+        recent_settled: int = 0,
+        journal: bool = False,
+        key_prefix: str = "",
     ) -> None:
         if unmatched_after <= 0 or max_parked < 1:
             raise ValueError("unmatched_after must be positive and max_parked at least 1")
         if not relookup_after or any(d <= 0 for d in relookup_after):
             raise ValueError("relookup_after must be positive delays")
+        if recent_settled < 0:
+            raise ValueError("recent_settled must not be negative")
+        self.recent_settled = recent_settled
+        self._recent: dict[tuple[str, str], CorrelationRecord] = {}
+        # Its keys oldest first: the dict's own order would do, but finding its first live
+        # entry after many deletions at the front costs a scan over them.
+        self._recent_order: deque[tuple[str, str]] = deque()
+        self.journal = journal
+        self.key_prefix = key_prefix
+        self._unsaved: dict[int, _Parked] = {}  # parked since the last take, in order
+        self._released: list[str] = []  # keys of saved ones unparked since the last take
         self.unmatched_after = unmatched_after
         self.max_parked = max_parked
         self.resolver = resolver if resolver is not None else MessageIdResolver()
@@ -359,12 +412,14 @@ class ReceiptCorrelator:
         record): events for the found ones (after any earlier parked receipt for the same
         id), the rest parked. Parking past ``max_parked`` pushes the oldest out unmatched."""
         events: list[DlrEvent] = []
+        matched = self._matched
         for receipt in receipts:
-            events.extend(
-                self.receipt_arrived(
-                    account, receipt, found.get(receipt.message_id), now, bind=bind
-                )
-            )
+            record = found.get(receipt.message_id)
+            if record is not None and not self._parked:
+                # The common case, without the detours below.
+                events.append(matched(account, receipt, record, bind, now))
+            else:
+                events.extend(self.receipt_arrived(account, receipt, record, now, bind=bind))
         return events
 
     def receipt_arrived(
@@ -377,8 +432,11 @@ class ReceiptCorrelator:
         bind: str | None = None,
     ) -> list[DlrEvent]:
         """One receipt and its looked-up record (None: not found)."""
+        if record is None and self._recent:
+            # A repeat of a receipt that settled its part, whose mapping may be gone.
+            record = self._recent.get((account, receipt.message_id))
         if record is not None:
-            events = self._release_id(account, receipt.message_id, record)
+            events = self._release_id(account, receipt.message_id, record) if self._parked else []
             events.append(self._matched(account, receipt, record, bind, now))
             return events
         return self._park(account, receipt, bind, now)
@@ -395,15 +453,24 @@ class ReceiptCorrelator:
         # applies the rules in force at match time.
         keys = possible_keys(receipt.message_id)
         parked = _Parked(self._serial, account, receipt, bind, now, keys)
-        self._parked[parked.serial] = parked
-        for key in parked.keys:
-            self._by_key.setdefault((account, key), {})[parked.serial] = None
-        self._by_id.setdefault((account, receipt.message_id), {})[parked.serial] = None
+        if self.journal:
+            parked.key = f"{self.key_prefix}{parked.serial}"
+            self._unsaved[parked.serial] = parked
+        self._index(parked)
         heapq.heappush(self._relookups, (now + self.relookup_after[0], parked.serial, 0))
         return events
 
+    def _index(self, parked: _Parked) -> None:
+        account = parked.account
+        self._parked[parked.serial] = parked
+        for key in parked.keys:
+            self._by_key.setdefault((account, key), {})[parked.serial] = None
+        self._by_id.setdefault((account, parked.receipt.message_id), {})[parked.serial] = None
+
     def _unpark(self, parked: _Parked) -> None:
         del self._parked[parked.serial]
+        if self.journal and self._unsaved.pop(parked.serial, None) is None:
+            self._released.append(parked.key)
         for key in parked.keys:
             slot = (parked.account, key)
             serials = self._by_key[slot]
@@ -507,6 +574,46 @@ class ReceiptCorrelator:
         events.sort(key=lambda e: e.arrived_at)
         return events
 
+    # -- a store of parked receipts
+
+    @property
+    def parking_changed(self) -> bool:
+        """Whether ``take_parking_changes`` has anything to give."""
+        return bool(self._unsaved or self._released)
+
+    def take_parking_changes(self, wall_offset: float) -> tuple[list[ParkedReceipt], list[str]]:
+        """What changed since the last call, for a journaling correlator: the receipts parked
+        (to save; arrival times made wall-clock by adding ``wall_offset``) and the keys of
+        saved ones that came out since (to delete). A receipt parked and released in between
+        is in neither."""
+        unsaved = [
+            ParkedReceipt(
+                key=p.key,
+                account=p.account,
+                receipt=p.receipt,
+                bind=p.bind,
+                arrived_at=p.arrived_at + wall_offset,
+            )
+            for p in self._unsaved.values()
+        ]
+        self._unsaved.clear()
+        released, self._released = self._released, []
+        return unsaved, released
+
+    def restore(self, saved: Iterable[ParkedReceipt], now: float, wall: float) -> None:
+        """Park again receipts a store kept (``take_parking_changes``), before any other
+        receipt arrives: each keeps its key and its age (``wall`` is the wall clock at
+        ``now``), and is looked up again at once; the too old expire at the next ``expire``."""
+        for item in sorted(saved, key=lambda p: p.arrived_at):
+            self._serial += 1
+            arrived = now - max(0.0, wall - item.arrived_at)
+            keys = possible_keys(item.receipt.message_id)
+            parked = _Parked(
+                self._serial, item.account, item.receipt, item.bind, arrived, keys, key=item.key
+            )
+            self._index(parked)
+            heapq.heappush(self._relookups, (now, parked.serial, 0))
+
     # -- time
 
     def expire(self, now: float) -> list[DlrEvent]:
@@ -547,6 +654,13 @@ class ReceiptCorrelator:
         arrived_at: float,
     ) -> DlrEvent:
         message = self.tracker.update(record, receipt.status, receipt.error_code)
+        if self.recent_settled and receipt.stat in SETTLED_STATS:
+            order = self._recent_order
+            if len(order) >= self.recent_settled:
+                self._recent.pop(order.popleft(), None)
+            key = (account, receipt.message_id)
+            self._recent[key] = record
+            order.append(key)
         return DlrEvent(account, receipt, record, bind, arrived_at, message)
 
     def _unmatched(self, parked: _Parked, reason: str) -> DlrEvent:
@@ -567,6 +681,7 @@ __all__ = [
     "DEFAULT_UNMATCHED_AFTER",
     "FAILURE_STATUSES",
     "FINAL_STATUSES",
+    "SETTLED_STATS",
     "DlrEvent",
     "MessageStatus",
     "MessageStatusTracker",

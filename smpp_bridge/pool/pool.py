@@ -9,11 +9,20 @@ accepted, the correlation stored first), ``error`` (a permanent status, with its
 ``unknown`` (no answer: a timeout or a lost connection, per the account's policy). Receipts are
 correlated to their message (parked when they beat the mapping) and inbound messages are
 reassembled; both are handed to the application in batches before the SMSC gets its
-``deliver_sm_resp``.
+``deliver_sm_resp``. A receipt parked is saved in the store first (``ParkingStore``), so a
+restart does not lose what the SMSC was told we have; a part's mapping is deleted once a
+receipt settles it, so the store holds what still waits for receipts.
 
 Decisions are made without awaiting (the part callbacks run inline in the driver's reader);
 awaiting happens in a few long-lived tasks: one supervisor per bind, one settler that stores
 correlations and publishes outcomes in batches, one retry scheduler and one housekeeping timer.
+
+The hot path costs little per message: a one-part message that finds a free slot goes out
+inside ``send`` (or ``send_many``, one clock reading for a run of them) with no task switch;
+the job is the driver's callback (no closure per part); texts sent again and again are
+segmented once (``TextSplitter``); a batch of receipts first lets the settled messages of the
+same receive store their mappings, so receipts that came with their responses are matched at
+once rather than parked.
 """
 
 from __future__ import annotations
@@ -21,31 +30,43 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import anyio
 import anyio.abc
 import msgspec
 import structlog
 
-from ..client.delivery import Delivery, parse_delivery
-from ..client.driver import ResponseTimeoutError, SessionClosedError
-from ..client.esme import BindError, Client, build_submits, open_session
-from ..codec.pdus import DataSm, DeliverSm, Pdu, SubmitSm
-from ..codec.segment import Concat
+from ..client.delivery import parse_delivery, receipt_of
+from ..client.driver import Driver, ResponseTimeoutError, SessionClosedError
+from ..client.esme import BindError, Client, address, build_submits, open_session, source_address
+from ..codec.constants import CommandId
+from ..codec.pdus import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
+from ..codec.receipt import Receipt
+from ..codec.segment import Concat, TextSplitter
 from ..codec.text import EncodingProfile, profile_named
-from ..codec.tlv import Tag
+from ..codec.tlv import Tag, Tlv
 from ..errors import EncodingError, LocalProtocolError, SmppError
-from ..session.connection import WindowFull
+from ..session.connection import Connection, WindowFull
 from .backoff import Backoff
-from .classify import BindFailureClass, StatusClass, classify_bind_failure, classify_status
-from .correlation import CorrelationRecord, CorrelationStore, MemoryCorrelationStore
-from .dlr import DlrEvent, ReceiptCorrelator
+from .classify import (
+    BindFailureClass,
+    StatusClass,
+    StatusPolicy,
+    classify_bind_failure,
+)
+from .correlation import (
+    CorrelationRecord,
+    CorrelationStore,
+    MemoryCorrelationStore,
+    ParkingStore,
+)
+from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator
 from .inbound import InboundAssembler, InboundMessage, OptOut
 from .throttle import AdaptiveThrottle, TokenBucket
 
@@ -58,12 +79,23 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     anyio.EndOfStream,
     anyio.BrokenResourceError,
 )
+# Plain ints, compared per response.
+_CONGESTION_STATE: Final = int(Tag.congestion_state)
+_GENERIC_NACK: Final = int(CommandId.generic_nack)
 
 UnknownPolicy = Literal["retry", "report"]
 
 
 class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One SMSC account: where, who, how many binds, and the limits that apply."""
+    """One SMSC account: where, who, how many binds, and the limits that apply.
+
+    ``transient`` and ``permanent`` override what a response's command_status means for this
+    account's SMSC (numbers or ``ESME_...`` names; see ``classify.StatusPolicy``): retried
+    with backoff up to ``max_retries``, or failed at once with its code. E.g.
+    ``permanent = ["ESME_RSUBMITFAIL"]`` for a vendor whose "submit failed" is final,
+    ``transient = [0x400]`` for a vendor "try later", ``transient = [0x58]`` to retry
+    ESME_RTHROTTLED without slowing down.
+    """
 
     name: str
     system_id: str
@@ -84,6 +116,8 @@ class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_retries: int = 5
     unknown_outcome: UnknownPolicy = "retry"
     message_id_mode: str = "auto"
+    transient: tuple[int | str, ...] = ()
+    permanent: tuple[int | str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.binds < 1 or self.window < 1:
@@ -92,6 +126,14 @@ class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"account {self.name!r}: {name} must be positive")
+        try:
+            self.status_policy()
+        except ValueError as exc:
+            raise ValueError(f"account {self.name!r}: {exc}") from None
+
+    def status_policy(self) -> StatusPolicy:
+        """The defaults with this account's overrides."""
+        return StatusPolicy.overriding(transient=self.transient, permanent=self.permanent)
 
 
 class PoolConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -137,7 +179,15 @@ class SubmitOutcome(msgspec.Struct):
 
 
 class PoolClosed(SmppError):
-    """The pool is draining or closed: the message was not sent."""
+    """The pool is draining or closed: the message was not sent.
+
+    From ``send_many``: ``accepted`` of its messages were taken (they get outcomes); the rest
+    were not.
+    """
+
+    def __init__(self, *args: object, accepted: int = 0) -> None:
+        super().__init__(*args)
+        self.accepted = accepted
 
 
 class PoolHandler(Protocol):
@@ -151,23 +201,49 @@ class PoolHandler(Protocol):
     async def on_inbound(self, messages: list[InboundMessage]) -> None: ...
 
 
-@dataclass(eq=False)
 class _Job:
-    message: OutboundMessage
-    account: _Account
-    pdus: list[SubmitSm]
-    message_ids: list[str | None]
-    settled: list[bool]
-    attempts: list[int]
-    # 0: not handed to a bind yet; else 1 + the bind's throttle generation when it was, so a
-    # push-back answer to a part sent before the last slow-down is not counted twice.
-    sent_gen: list[int] = field(default_factory=list)
-    code: int = 0
-    error_reason: str | None = None
-    unknown: bool = False
-    possible_duplicate: bool = False
-    bind: _Bind | None = None
-    done: bool = False
+    """One message on its way: its parts, and how each part fares. It is also the driver's
+    callback for its parts' responses (no closure per part)."""
+
+    __slots__ = (
+        "account",
+        "attempts",
+        "bind",
+        "code",
+        "done",
+        "error_reason",
+        "message",
+        "message_ids",
+        "pdus",
+        "pool",
+        "possible_duplicate",
+        "sent_gen",
+        "sent_on",
+        "settled",
+        "unknown",
+    )
+
+    def __init__(
+        self, pool: BindPool, message: OutboundMessage, account: _Account, pdus: list[SubmitSm]
+    ) -> None:
+        n = len(pdus)
+        self.pool = pool
+        self.message = message
+        self.account = account
+        self.pdus = pdus
+        self.message_ids: list[str | None] = [None] * n
+        self.settled = [False] * n
+        self.attempts = [0] * n
+        # 0: not handed to a bind yet; else 1 + the bind's throttle generation when it was,
+        # so a push-back answer to a part sent before the last slow-down is not counted twice.
+        self.sent_gen = [0] * n
+        self.sent_on: list[_Bind | None] = [None] * n  # the bind each part went out on
+        self.code = 0
+        self.error_reason: str | None = None
+        self.unknown = False
+        self.possible_duplicate = False
+        self.bind: _Bind | None = None
+        self.done = False
 
     @property
     def pending(self) -> bool:
@@ -178,67 +254,115 @@ class _Job:
         """Whether any part has been handed to a bind."""
         return any(self.sent_gen)
 
+    def __call__(self, request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
+        pdus = self.pdus
+        i = 0 if len(pdus) == 1 else next(k for k, pdu in enumerate(pdus) if pdu is request)
+        bind = self.sent_on[i]
+        assert bind is not None
+        self.pool._on_response(self, i, bind, response, error)
 
-@dataclass(eq=False)
+
 class _Bind:
-    account: _Account
-    index: int
-    # Rate and window limits that adapt to the SMSC's push-back. Created up front when the
-    # account sets a rate; otherwise at the first push-back, starting from the rate measured.
-    throttle: AdaptiveThrottle | None
-    bucket: TokenBucket | None
-    client: Client | None = None
-    state: str = "connecting"  # connecting, up, backoff, stopped
-    freed: anyio.Event = field(default_factory=anyio.Event)
-    acks: int = 0  # accepted since tick_start
-    tick_start: float = 0.0
-    measured_rate: float = 0.0  # accepted per second over the last full tick
-    tx: bool = True  # may submit (not a receiver bind)
-    generation: int = 0  # how many times the throttle cut this bind's limits
-    buckets: tuple[TokenBucket, ...] = ()  # the account's and this bind's, spent per submit
-    waiters: int = 0  # tasks waiting on ``freed``
+    """One bind of an account: its session when up, its limits and its health."""
+
+    def __init__(
+        self,
+        account: _Account,
+        index: int,
+        *,
+        tick_start: float,
+        tx: bool,
+    ) -> None:
+        self.account = account
+        self.index = index
+        self.name = f"{account.config.name}#{index}"
+        # Rate and window limits that adapt to the SMSC's push-back. Created up front when
+        # the account sets a rate; otherwise at the first push-back, from the rate measured.
+        self.throttle: AdaptiveThrottle | None = None
+        self.bucket: TokenBucket | None = None
+        self.client: Client | None = None
+        self.driver: Driver | None = None
+        self.conn: Connection | None = None
+        self._state = "connecting"  # connecting, up, backoff, stopped
+        self.freed = anyio.Event()
+        self.acks = 0  # accepted since tick_start
+        self.tick_start = tick_start
+        self.first_ack = tick_start  # when the first of ``acks`` came
+        self.measured_rate = 0.0  # accepted per second over the last full tick
+        self.tx = tx  # may submit (not a receiver bind)
+        self.generation = 0  # how many times the throttle cut this bind's limits
+        self.buckets: tuple[TokenBucket, ...] = ()  # the account's and this bind's
+        self.waiters = 0  # tasks waiting on ``freed``
 
     @property
-    def name(self) -> str:
-        return f"{self.account.config.name}#{self.index}"
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = value
+        self.account.refresh()
 
     @property
     def can_submit(self) -> bool:
         # A session that just closed is still "up" until its supervisor notices; sending on
         # it raises SessionClosedError, which reroutes the message.
-        return self.state == "up" and self.tx
+        return self._state == "up" and self.tx
+
+    def attach(self, client: Client | None) -> None:
+        """The session this bind now runs on (None: none)."""
+        self.client = client
+        self.driver = client.driver if client is not None else None
+        self.conn = client.connection if client is not None else None
 
     def free_slots(self) -> int:
         """Window slots usable now: the session's, capped by the adaptive window."""
-        assert self.client is not None
-        conn = self.client.connection
+        conn = self.conn
+        assert conn is not None
         if self.throttle is None:
             return conn.window_free
         return min(conn.window_free, self.throttle.window - conn.outstanding)
 
     def wake(self) -> None:
-        """Wake whoever waits for a slot on this bind (a fresh event only when needed)."""
+        """Wake whoever waits for a slot on this bind."""
         if self.waiters:
             self.freed.set()
-            self.freed = anyio.Event()
+
+    async def wait_freed(self) -> None:
+        """Wait for ``wake`` (or a response that frees a batch of slots)."""
+        event = self.freed
+        if event.is_set():
+            # Set since anyone last waited: a fresh one, made only when someone waits.
+            event = self.freed = anyio.Event()
+        self.waiters += 1
+        try:
+            await event.wait()
+        finally:
+            self.waiters -= 1
+
+    def has_room(self) -> bool:
+        """Whether a batch of slots is free (or nothing is outstanding): when a waiting sender
+        is worth waking, to refill the window in one go, not one task switch per response."""
+        conn = self.conn
+        return conn is not None and (
+            conn.outstanding == 0 or self.free_slots() >= min(16, max(1, conn.config.window // 4))
+        )
 
     def response_freed_slot(self) -> None:
-        """A response freed a slot: wake a waiting sender once a batch of slots is free (or
-        nothing is outstanding), so it refills the window in one go, not one task switch per
-        response."""
-        if self.waiters and self.client is not None:
-            conn = self.client.connection
-            if conn.outstanding == 0 or self.free_slots() >= min(
-                16, max(1, conn.config.window // 4)
-            ):
-                self.freed.set()
-                self.freed = anyio.Event()
+        """A response freed a slot: wake a sender waiting on this bind if it has room."""
+        if self.waiters and not self.freed.is_set() and self.has_room():
+            self.freed.set()
+
+    def tick_rate(self, now: float) -> float:
+        """Accepted per second in the tick in progress, counted from its first acceptance,
+        not from its start: a bind idle until then (a pool just started, say) would
+        otherwise read as a slow one, and the throttle made at the first push-back would be
+        capped at that."""
+        return self.acks / max(now - self.first_ack, 0.005) if self.acks else 0.0
 
     def current_rate(self, now: float) -> float:
         """Accepted per second, from the last full tick or the one in progress."""
-        elapsed = now - self.tick_start
-        partial = self.acks / elapsed if elapsed > 0.02 else 0.0
-        return max(self.measured_rate, partial)
+        return max(self.measured_rate, self.tick_rate(now))
 
     def apply_throttle(self, now: float) -> None:
         """Make the token bucket follow the throttle's current rate."""
@@ -256,25 +380,99 @@ class _Bind:
         self.buckets = tuple(b for b in (self.account.bucket, self.bucket) if b is not None)
 
 
-@dataclass(eq=False)
 class _Account:
-    config: AccountConfig
-    profile: EncodingProfile
-    bucket: TokenBucket | None
-    binds: list[_Bind] = field(default_factory=list)
-    changed: anyio.Event = field(default_factory=anyio.Event)
-    waiters: int = 0  # tasks waiting on ``changed``
-    reference: int = 0
+    def __init__(self, config: AccountConfig, profile: EncodingProfile, bucket: TokenBucket | None):
+        self.config = config
+        self.name = config.name
+        self.profile = profile
+        self.policy = config.status_policy()
+        self.splitter = TextSplitter(profile)
+        self.bucket = bucket
+        self.binds: list[_Bind] = []
+        self.submitters: list[_Bind] = []  # binds that can submit now
+        self.changed = anyio.Event()
+        self.waiters = 0  # tasks waiting on ``changed``
+        self.reference = 0
 
     def next_reference(self) -> int:
         self.reference = (self.reference + 1) & 0xFFFF
         return self.reference
 
+    def refresh(self) -> None:
+        self.submitters = [b for b in self.binds if b.can_submit]
+
+    def pick(self) -> tuple[_Bind | None, int]:
+        """The bind with the most free window now and its free slots ((None, 0) if every one
+        is full or down)."""
+        best: _Bind | None = None
+        most = 0
+        for bind in self.submitters:
+            free = bind.free_slots()
+            if free > most:
+                best, most = bind, free
+        return best, most
+
+    def build(self, message: OutboundMessage) -> list[SubmitSm]:
+        """The message's submit_sm PDUs (``build_submits``, with this account's profile and
+        memory of texts)."""
+        text = message.text
+        if message.template is None and len(text) <= 70:
+            # Short texts (most traffic) fit one part whatever the encoding: built here,
+            # without the general path's keyword plumbing. (Equal to ``build_submits``.)
+            split = self.splitter.split(
+                text,
+                encoding=message.encoding,
+                concat=self.config.concat,
+                max_parts=message.max_parts,
+            )
+            if len(split.segments) == 1:
+                segment = split.segments[0]
+                s_ton, s_npi, s_addr = source_address(message.source)
+                d_ton, d_npi, d_addr = address(message.destination)
+                return [
+                    SubmitSm(
+                        source_addr_ton=s_ton,
+                        source_addr_npi=s_npi,
+                        source_addr=s_addr,
+                        dest_addr_ton=d_ton,
+                        dest_addr_npi=d_npi,
+                        destination_addr=d_addr,
+                        esm_class=segment.esm_class,
+                        registered_delivery=1 if message.request_dlr else 0,
+                        data_coding=split.data_coding,
+                        short_message=segment.short_message,
+                        tlvs=segment.tlvs,
+                    )
+                ]
+        return build_submits(
+            message.source,
+            message.destination,
+            text,
+            profile=self.profile,
+            reference=self.next_reference(),
+            encoding=message.encoding,
+            concat=self.config.concat,
+            registered_delivery=1 if message.request_dlr else 0,
+            max_parts=message.max_parts,
+            template=message.template,
+            splitter=self.splitter,
+        )
+
     def poke(self) -> None:
         """Wake everyone waiting for capacity on this account."""
         if self.waiters:
             self.changed.set()
-            self.changed = anyio.Event()
+
+    async def wait_changed(self) -> None:
+        """Wait for ``poke``."""
+        event = self.changed
+        if event.is_set():
+            event = self.changed = anyio.Event()
+        self.waiters += 1
+        try:
+            await event.wait()
+        finally:
+            self.waiters -= 1
 
 
 class BindPool:
@@ -287,7 +485,16 @@ class BindPool:
         *,
         store: CorrelationStore | None = None,
         rng: random.Random | None = None,
+        instance: str = "default",
+        forget_settled: bool = True,
+        recent_settled: int = 10_000,
     ) -> None:
+        """``instance`` names this pool's parked receipts in a store several daemons share
+        (each its own name; the same name after a restart). ``forget_settled``: delete a
+        part's mapping from the store once a receipt settled it (delivered, failed, expired,
+        deleted, rejected; not "accepted", after which some SMSCs send the outcome), so the
+        store holds messages still waiting for receipts, not days of finished ones; a repeated
+        receipt is still matched from memory if it is one of the last ``recent_settled``."""
         if not config.accounts:
             raise ValueError("a pool needs at least one account")
         names = [a.name for a in config.accounts]
@@ -295,7 +502,15 @@ class BindPool:
             raise ValueError(f"account names must be unique: {names}")
         self.config = config
         self.handler = handler
-        self.store: CorrelationStore = store or MemoryCorrelationStore(ttl=config.correlation_ttl)
+        self.instance = instance
+        self.forget_settled = forget_settled
+        # (Not ``store or ...``: an empty memory store is falsy.)
+        self.store: CorrelationStore = (
+            store if store is not None else MemoryCorrelationStore(ttl=config.correlation_ttl)
+        )
+        # A store that keeps parked receipts (every backend here) keeps ours, so that a
+        # receipt the SMSC was told we have survives a restart.
+        self._parking = self.store if isinstance(self.store, ParkingStore) else None
         self._rng = rng or random.Random()
         now = anyio.current_time()
         self.accounts: dict[str, _Account] = {}
@@ -307,25 +522,38 @@ class BindPool:
             )
             per_bind = ac.bind_tps or (ac.tps / ac.binds if ac.tps else None)
             for i in range(ac.binds):
-                bind = _Bind(account, i, None, None, tick_start=now, tx=ac.bind_type != "rx")
+                bind = _Bind(account, i, tick_start=now, tx=ac.bind_type != "rx")
                 bind.refresh_buckets()
                 if per_bind is not None:
                     bind.throttle = _throttle(per_bind, ac.window, now)
                     bind.apply_throttle(now)
                 account.binds.append(bind)
             self.accounts[ac.name] = account
+        # With one account, a message naming none needs no choosing.
+        self._only = next(iter(self.accounts.values())) if len(self.accounts) == 1 else None
         self._reconnect = Backoff(base=config.reconnect_base, cap=config.reconnect_cap)
         self._retry = Backoff(base=config.retry_base, cap=config.retry_cap)
         resolver = self.store.resolver
         for ac in config.accounts:
             resolver.set_mode(ac.name, ac.message_id_mode)
         self._correlator = ReceiptCorrelator(
-            unmatched_after=config.unmatched_after, resolver=resolver
+            unmatched_after=config.unmatched_after,
+            resolver=resolver,
+            recent_settled=recent_settled if forget_settled else 0,
+            journal=self._parking is not None,
+            # Parked receipts of every run of this instance live side by side in the store.
+            key_prefix=f"{os.urandom(6).hex()}:",
         )
+        self._memory_store = self.store if isinstance(self.store, MemoryCorrelationStore) else None
+        self._forget: dict[str, list[str]] = {}  # settled mappings to delete, per account
+        self._parking_lock = anyio.Lock()
         self._assembler = InboundAssembler(timeout=config.inbound_timeout)
         self._opt_out = OptOut(config.opt_out_keywords)
         self._settled: list[_Job] = []
         self._settled_event = anyio.Event()
+        # One publisher of settled messages at a time: outcomes reach the handler in order and
+        # never from two tasks at once.
+        self._settle_lock = anyio.Lock()
         self._retries: list[tuple[float, int, _Job, int]] = []
         self._retry_event = anyio.Event()
         self._tiebreak = itertools.count()
@@ -343,6 +571,7 @@ class BindPool:
             "reconnects": 0,
             "dlrs": 0,
             "inbound": 0,
+            "parked": 0,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -350,6 +579,12 @@ class BindPool:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
+        if self._parking is not None:
+            # Receipts parked by an earlier run of this instance, answered but not published.
+            saved = await self._parking.load_parked(self.instance)
+            if saved:
+                self._correlator.restore(saved, anyio.current_time(), _wall_clock())
+                log.info("parked receipts restored", count=len(saved))
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for account in self.accounts.values():
@@ -396,11 +631,13 @@ class BindPool:
             job.error_reason = f"pool drained after {timeout:g} s with parts unanswered"
             self._finish(job)
         # Whatever is settled gets published before we go, and so do MOs still missing parts.
-        await self._publish_settled()
+        await self._flush_settled()
         partial = self._assembler.flush()
         if partial:
             self.stats["inbound"] += len(partial)
             await self.handler.on_inbound(partial)
+        await self._forget_settled()
+        await self._sync_parking()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
         return unsent
@@ -416,31 +653,99 @@ class BindPool:
         """
         if self._draining:
             raise PoolClosed("the pool is draining")
+        job = self._prepare(message)
+        if job is not None and not self._start_now(job, None):
+            await self._send_later(job)
+
+    async def send_many(self, messages: Iterable[OutboundMessage]) -> None:
+        """``send`` for each message in turn, at less cost per message (one clock reading for
+        a run of messages that find free window). Returns once every part of every message
+        has been handed to a bind.
+
+        If the pool starts draining meanwhile, raises ``PoolClosed`` whose ``accepted`` says
+        how many of the messages were taken (they get outcomes); the rest were not sent.
+        """
+        now: float | None = None
+        for accepted, message in enumerate(messages):
+            if self._draining:
+                raise PoolClosed("the pool is draining", accepted=accepted)
+            job = self._prepare(message)
+            if job is not None:
+                if now is None:
+                    now = anyio.current_time()
+                if not self._start_now(job, now):
+                    try:
+                        await self._send_later(job)
+                    except PoolClosed as exc:
+                        # A message with parts out was taken: it gets its outcome.
+                        exc.accepted = accepted + int(job.started)
+                        raise
+                    now = None  # we may have waited: read the clock again
+
+    def _prepare(self, message: OutboundMessage) -> _Job | None:
+        """The job of a message, counted in flight; None if it cannot be sent at all (it has
+        its ``error`` outcome already)."""
         try:
-            account = self._account_for(message)
-            pdus = build_submits(
-                message.source,
-                message.destination,
-                message.text,
-                profile=account.profile,
-                reference=account.next_reference(),
-                encoding=message.encoding,
-                concat=account.config.concat,
-                registered_delivery=1 if message.request_dlr else 0,
-                max_parts=message.max_parts,
-                template=message.template,
-            )
+            only = self._only
+            if only is not None and (message.account is None or message.account == only.name):
+                account = only
+            else:
+                account = self._account_for(message)
+            pdus = account.build(message)
         except (EncodingError, LocalProtocolError, ValueError, KeyError) as exc:
-            job = _Job(message, next(iter(self.accounts.values())), [], [], [], [])
+            job = _Job(self, message, next(iter(self.accounts.values())), [])
             job.error_reason = str(exc).strip("'\"")
             self._jobs.add(job)
             self._finish(job)
-            return
-        n = len(pdus)
-        job = _Job(message, account, pdus, [None] * n, [False] * n, [0] * n, [0] * n)
+            return None
+        job = _Job(self, message, account, pdus)
         self._jobs.add(job)
+        return job
+
+    def _start_now(self, job: _Job, now: float | None) -> bool:
+        """Hand a one-part message to the bind with the most free window now, if one has a
+        slot and no TPS budget to wait for (the common case: no task switch, no routing
+        loop); False to take the general path instead."""
+        if len(job.pdus) != 1:
+            return False
+        bind, _ = job.account.pick()
+        if bind is None or bind.buckets:
+            return False
+        driver = bind.driver
+        assert driver is not None
         try:
-            await self._send_parts(job, list(range(n)))
+            driver.start_request(job.pdus[0], job, now=now)
+        except (WindowFull, SessionClosedError):
+            return False  # the general path copes (and marks a closed bind)
+        job.bind = bind
+        job.sent_on[0] = bind
+        job.sent_gen[0] = bind.generation + 1
+        return True
+
+    async def _send_later(self, job: _Job) -> None:
+        """Send a job ``_start_now`` could not: a one-part message waits for room on any bind
+        of its account (the first to free a batch of slots takes it, while a wait on one
+        bind would leave the others idle); anything else (several parts, TPS budgets, no bind
+        up) goes the general way."""
+        account = job.account
+        try:
+            while len(job.pdus) == 1 and account.submitters:
+                if any(b.buckets for b in account.submitters):
+                    break
+                if self._draining:
+                    raise PoolClosed("the pool is draining")
+                await account.wait_changed()
+                if self._start_now(job, None):
+                    return
+        except BaseException:
+            # Nothing went out: the caller still owns the message.
+            self._jobs.discard(job)
+            raise
+        await self._send_job(job)
+
+    async def _send_job(self, job: _Job) -> None:
+        try:
+            await self._send_parts(job, list(range(len(job.pdus))))
         except BaseException:
             if not job.started:
                 # Nothing went out: the caller still owns the message.
@@ -465,7 +770,7 @@ class BindPool:
         # The account with the most free capacity right now.
         return max(
             self.accounts.values(),
-            key=lambda a: sum(b.free_slots() for b in a.binds if b.can_submit and b.client),
+            key=lambda a: sum(b.free_slots() for b in a.submitters),
         )
 
     async def _send_parts(self, job: _Job, indexes: list[int]) -> None:
@@ -481,11 +786,10 @@ class BindPool:
                 if not await self._wait_slot(bind, job):
                     job.bind = None
                     break  # the bind went away: route the rest elsewhere
-                assert bind.client is not None
-                callback = functools.partial(self._on_response, job, i, bind)
+                driver = bind.driver
+                assert driver is not None
                 try:
-                    bind.client.driver.start_request(job.pdus[i], callback)
-                    job.sent_gen[i] = bind.generation + 1
+                    driver.start_request(job.pdus[i], job)
                 except WindowFull:
                     continue
                 except SessionClosedError:
@@ -495,6 +799,8 @@ class BindPool:
                     job.bind = None
                     bind.account.poke()
                     break
+                job.sent_on[i] = bind
+                job.sent_gen[i] = bind.generation + 1
                 remaining.pop(0)
 
     async def _acquire(self, account: _Account, prefer: _Bind | None) -> _Bind:
@@ -502,18 +808,14 @@ class BindPool:
         while True:
             if prefer is not None and prefer.can_submit:
                 return prefer
-            candidates = [b for b in account.binds if b.can_submit]
+            candidates = account.submitters
             if len(candidates) == 1:
                 return candidates[0]
             if candidates:
                 return max(candidates, key=_Bind.free_slots)
             if all(b.state == "stopped" for b in account.binds):
-                raise PoolClosed(f"every bind of account {account.config.name!r} is stopped")
-            account.waiters += 1
-            try:
-                await account.changed.wait()
-            finally:
-                account.waiters -= 1
+                raise PoolClosed(f"every bind of account {account.name!r} is stopped")
+            await account.wait_changed()
 
     async def _wait_slot(self, bind: _Bind, job: _Job) -> bool:
         """Wait for a window slot and TPS tokens on ``bind``; False if it stops being usable
@@ -522,11 +824,7 @@ class BindPool:
             if not bind.can_submit or (self._draining and not job.started):
                 return False
             if bind.free_slots() <= 0:
-                bind.waiters += 1
-                try:
-                    await bind.freed.wait()
-                finally:
-                    bind.waiters -= 1
+                await bind.wait_freed()
                 continue
             buckets = bind.buckets
             if not buckets:
@@ -540,61 +838,82 @@ class BindPool:
                 b.try_take(now)
             return True
 
-    def _on_response(  # noqa: PLR0917 - bound with functools.partial, called by the driver
+    def _on_response(
         self,
         job: _Job,
         i: int,
         bind: _Bind,
-        request: Pdu,
         response: Pdu | None,
         error: BaseException | None,
     ) -> None:
         """A part's response (or its absence) is in: decide, without awaiting."""
-        bind.response_freed_slot()
-        bind.account.poke()
-        cfg = bind.account.config
-        now = anyio.current_time() if response is None or response.command_status else 0.0
+        if bind.waiters:
+            bind.response_freed_slot()
+        account = bind.account
+        if account.waiters and not account.changed.is_set() and bind.has_room():
+            account.changed.set()
         if response is not None:
-            congestion = response.tlv(Tag.congestion_state)
-            if congestion is not None and isinstance(level := congestion.typed(), int):
-                now = anyio.current_time()
-                if level >= 90:
-                    self._push_back(bind, now, job.sent_gen[i])
-                elif bind.throttle is not None and bind.throttle.on_congestion(level, now):
-                    bind.apply_throttle(now)
+            tlvs: tuple[Tlv, ...] = getattr(response, "tlvs", ())
+            if tlvs:
+                self._congestion(bind, tlvs, job.sent_gen[i])
             status = response.command_status
             if status == 0:
+                if not bind.acks:
+                    bind.first_ack = anyio.current_time()  # (once a tick)
                 bind.acks += 1
-                job.message_ids[i] = str(getattr(response, "message_id", ""))
-                job.settled[i] = True
+                job.message_ids[i] = (
+                    response.message_id
+                    if type(response) is SubmitSmResp
+                    else str(getattr(response, "message_id", ""))
+                )
+                settled = job.settled
+                settled[i] = True
+                if len(settled) == 1 or all(settled):
+                    self._finish(job)
+                return
+            now = anyio.current_time()
+            kind = account.policy.classify(status, nack=response.command_id == _GENERIC_NACK)
+            if kind is StatusClass.BACKPRESSURE:
+                self.stats["throttled"] += 1
+                self._push_back(bind, now, job.sent_gen[i])
+                self._schedule_retry(job, i, now, unlimited=True)
+            elif kind in (StatusClass.TRANSIENT, StatusClass.SESSION) and (
+                job.attempts[i] < account.config.max_retries
+            ):
+                self._schedule_retry(job, i, now)
             else:
-                kind = classify_status(status)
-                if kind is StatusClass.BACKPRESSURE:
-                    self.stats["throttled"] += 1
-                    self._push_back(bind, now, job.sent_gen[i])
-                    self._schedule_retry(job, i, now, unlimited=True)
-                elif kind in (StatusClass.TRANSIENT, StatusClass.SESSION) and (
-                    job.attempts[i] < cfg.max_retries
-                ):
-                    self._schedule_retry(job, i, now)
-                else:
-                    job.code = status
-                    job.error_reason = f"command_status 0x{status:08X}"
-                    job.settled[i] = True
+                job.code = status
+                job.error_reason = f"command_status 0x{status:08X}"
+                job.settled[i] = True
         else:
             # No answer: the SMSC may or may not have the part. Never silent: either resend
             # and say it may be a duplicate, or report the outcome as unknown.
+            cfg = account.config
             timeout = isinstance(error, ResponseTimeoutError)
             if cfg.unknown_outcome == "retry" and job.attempts[i] < cfg.max_retries:
                 job.possible_duplicate = True
                 self.stats["resubmitted_unknown"] += 1
-                self._schedule_retry(job, i, now)
+                self._schedule_retry(job, i, anyio.current_time())
             else:
                 job.unknown = True
                 job.error_reason = "response timeout" if timeout else f"session lost: {error}"
                 job.settled[i] = True
         if not job.pending:
             self._finish(job)
+
+    def _congestion(self, bind: _Bind, tlvs: tuple[Tlv, ...], sent_gen: int) -> None:
+        """A congestion_state TLV: slow down at 90 and above, else let the throttle adapt."""
+        for tlv in tlvs:
+            if tlv.tag == _CONGESTION_STATE:
+                level = tlv.typed()
+                if isinstance(level, int):
+                    if level >= 90:
+                        self._push_back(bind, anyio.current_time(), sent_gen)
+                    elif bind.throttle is not None:
+                        now = anyio.current_time()
+                        if bind.throttle.on_congestion(level, now):
+                            bind.apply_throttle(now)
+                return
 
     def _push_back(self, bind: _Bind, now: float, sent_gen: int) -> None:
         """The SMSC said slow down: cut this bind's rate and window (AIMD)."""
@@ -620,8 +939,10 @@ class BindPool:
         if job.done:
             return
         job.done = True
+        if not self._settled:
+            # The settler takes the whole list each time it wakes: one wake-up per batch.
+            self._settled_event.set()
         self._settled.append(job)
-        self._settled_event.set()
 
     # ------------------------------------------------------------------ background tasks
 
@@ -657,6 +978,11 @@ class BindPool:
         while True:
             await self._settled_event.wait()
             self._settled_event = anyio.Event()
+            await self._flush_settled()
+
+    async def _flush_settled(self) -> None:
+        """Store the mappings of every settled message and publish their outcomes."""
+        async with self._settle_lock:
             await self._publish_settled()
 
     async def _publish_settled(self) -> None:
@@ -667,42 +993,49 @@ class BindPool:
         wall = _wall_clock()
         records: list[CorrelationRecord] = []
         outcomes: list[SubmitOutcome] = []
+        stats = self.stats
         for job in jobs:
-            accepted = [mid for mid in job.message_ids if mid]
+            ids = job.message_ids
+            n = len(ids)
             if job.code:
                 status: Literal["sent", "error", "unknown"] = "error"
             elif job.unknown:
                 status = "unknown"
-            elif job.error_reason is not None and not accepted:
+            elif job.error_reason is not None and not any(ids):
                 status = "error"
             else:
                 status = "sent"
-            self.stats[status] += 1
-            for part, mid in enumerate(job.message_ids):
-                if mid:
-                    records.append(
-                        CorrelationRecord(
-                            account=job.account.config.name,
-                            message_id=mid,
-                            request_id=job.message.id,
-                            client_id=job.message.client_id,
-                            part=part,
-                            parts=len(job.pdus),
-                            submitted_at=wall,
+            stats[status] += 1
+            message = job.message
+            name = job.account.name
+            if message.request_dlr:
+                # (No receipt was asked for otherwise: nothing to correlate.)
+                for part, mid in enumerate(ids):
+                    if mid:
+                        records.append(
+                            CorrelationRecord(
+                                account=name,
+                                message_id=mid,
+                                request_id=message.id,
+                                client_id=message.client_id,
+                                part=part,
+                                parts=n,
+                                submitted_at=wall,
+                            )
                         )
-                    )
+            bind = job.bind
             outcomes.append(
                 SubmitOutcome(
-                    message=job.message,
-                    status=status,
-                    code=job.code,
-                    message_ids=tuple(mid or "" for mid in job.message_ids),
-                    parts=len(job.pdus),
-                    account=job.account.config.name,
-                    bind=job.bind.name if job.bind else "",
-                    reason=job.error_reason,
-                    possible_duplicate=job.possible_duplicate,
-                    attempts=1 + sum(job.attempts),
+                    message,
+                    status,
+                    job.code,
+                    (ids[0] or "",) if n == 1 else tuple(mid or "" for mid in ids),
+                    n,
+                    name,
+                    bind.name if bind is not None else "",
+                    job.error_reason,
+                    job.possible_duplicate,
+                    1 + sum(job.attempts),
                 )
             )
         # The mapping is durable before anyone hears the message was sent, so a receipt can
@@ -713,9 +1046,11 @@ class BindPool:
         self._jobs.difference_update(jobs)
         if not self._jobs:
             self._idle.set()
-        matched = self._correlator.mappings_stored(records, now)
-        if matched:
-            await self._publish_dlrs(matched)
+        if records:
+            matched = self._correlator.mappings_stored(records, now)
+            if matched:
+                await self._publish_dlrs(matched)
+                await self._sync_parking()
 
     async def _housekeeping(self) -> None:
         while True:
@@ -723,9 +1058,7 @@ class BindPool:
             now = anyio.current_time()
             for account in self.accounts.values():
                 for bind in account.binds:
-                    elapsed = now - bind.tick_start
-                    if elapsed > 0:
-                        bind.measured_rate = bind.acks / elapsed
+                    bind.measured_rate = bind.tick_rate(now)
                     bind.acks = 0
                     bind.tick_start = now
                     if bind.throttle is not None and bind.throttle.tick(now):
@@ -741,6 +1074,8 @@ class BindPool:
             events += correlator.expire(now)
             if events:
                 await self._publish_dlrs(events)
+            await self._sync_parking()
+            await self._forget_settled()
             expired = self._assembler.expire(now)
             if expired:
                 self.stats["inbound"] += len(expired)
@@ -749,6 +1084,48 @@ class BindPool:
     async def _publish_dlrs(self, events: list[DlrEvent]) -> None:
         self.stats["dlrs"] += len(events)
         await self.handler.on_dlrs(events)
+        if self.forget_settled:
+            # Published: a part whose receipt settled it needs its mapping no more.
+            forget = self._forget
+            for event in events:
+                record = event.record
+                if record is not None and event.receipt.stat in SETTLED_STATS:
+                    ids = forget.get(record.account)
+                    if ids is None:
+                        ids = forget[record.account] = []
+                    ids.append(record.message_id)
+            if forget and self._memory_store is not None:
+                # In memory, deleting costs less than keeping: at once, without awaiting.
+                for account, ids in forget.items():
+                    self._memory_store.delete(account, ids)
+                forget.clear()
+
+    async def _forget_settled(self) -> None:
+        """Delete the mappings of settled parts (a store round trip per account, once a
+        second: not one per receipt batch)."""
+        forget, self._forget = self._forget, {}
+        for account, ids in forget.items():
+            await self.store.delete_many(account, ids)
+
+    async def _sync_parking(self) -> None:
+        """Make the store's parked receipts what the correlator has parked: save the new ones,
+        delete those published since. Under a lock, so that a save and the delete of the same
+        receipt reach the store in that order."""
+        parking = self._parking
+        if parking is None:
+            return
+        if not self._correlator.parking_changed and not self._parking_lock.locked():
+            # (A save in progress may hold our receipts: then wait for it, below.)
+            return
+        async with self._parking_lock:
+            saved, released = self._correlator.take_parking_changes(
+                _wall_clock() - anyio.current_time()
+            )
+            if saved:
+                self.stats["parked"] += len(saved)
+                await parking.park_many(self.instance, saved)
+            if released:
+                await parking.unpark_many(self.instance, released)
 
     # ------------------------------------------------------------------ binds
 
@@ -774,7 +1151,7 @@ class BindPool:
                     profile=account.profile,
                     on_request_batch=functools.partial(self._on_requests, bind),
                 ) as client:
-                    bind.client = client
+                    bind.attach(client)
                     bind.state = "up"
                     attempt = 0
                     log.info("bind up", bind=bind.name, smsc=client.smsc_system_id)
@@ -790,9 +1167,10 @@ class BindPool:
                 failure = classify_bind_failure(None, exc, network_errors=_NETWORK_ERRORS)
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
-                bind.client = None
+                # Out of the routing first, then without a session.
                 if bind.state == "up":
                     bind.state = "backoff"
+                bind.attach(None)
                 bind.freed.set()
                 account.poke()
             if failure is BindFailureClass.AUTH:
@@ -812,33 +1190,37 @@ class BindPool:
             await anyio.sleep(delay)
 
     async def _on_requests(self, bind: _Bind, pdus: list[Pdu]) -> list[Pdu | int | None]:
-        """Receipts and inbound messages of one receive: publish, then let the SMSC know."""
+        """Receipts and inbound messages of one receive: publish, then let the SMSC know
+        (the driver answers every one once this returns)."""
         account = bind.account
-        receipts: list[Delivery] = []
+        name = account.name
+        profile = account.profile
+        receipts: list[Receipt] = []
         inbound: list[InboundMessage] = []
         now = anyio.current_time()
         for pdu in pdus:
             if not isinstance(pdu, DeliverSm | DataSm):
                 continue
-            delivery = parse_delivery(pdu, account.profile)
-            if delivery.receipt is not None:
-                receipts.append(delivery)
+            receipt = receipt_of(pdu, profile)
+            if receipt is not None:
+                receipts.append(receipt)
             else:
                 inbound += self._assembler.add(
-                    delivery, account.config.name, now, profile=account.profile
+                    parse_delivery(pdu, profile), name, now, profile=profile
                 )
         if receipts:
-            ids = [d.receipt.message_id for d in receipts if d.receipt is not None]
-            found = await self.store.get_many(account.config.name, ids)
-            events = self._correlator.receipts_arrived(
-                account.config.name,
-                [d.receipt for d in receipts if d.receipt],
-                found,
-                now,
-                bind=bind.name,
-            )
+            if self._settled:
+                # Responses of this very receive (or just before) may announce these
+                # receipts' messages: their mappings go in first, so the receipts find them
+                # instead of being parked, and "sent" is published before "delivered".
+                await self._flush_settled()
+            found = await self.store.get_many(name, [r.message_id for r in receipts])
+            correlator = self._correlator
+            events = correlator.receipts_arrived(name, receipts, found, now, bind=bind.name)
             if events:
                 await self._publish_dlrs(events)
+            # Receipts parked here are in the store before the SMSC hears we have them.
+            await self._sync_parking()
         if inbound:
             self.stats["inbound"] += len(inbound)
             await self.handler.on_inbound(inbound)
@@ -873,9 +1255,21 @@ async def open_pool(
     store: CorrelationStore | None = None,
     rng: random.Random | None = None,
     drain_timeout: float = 30.0,
+    instance: str = "default",
+    forget_settled: bool = True,
+    recent_settled: int = 10_000,
 ) -> AsyncIterator[BindPool]:
-    """Run a pool for the duration of the block; on exit, drain and unbind."""
-    pool = BindPool(config, handler, store=store, rng=rng)
+    """Run a pool for the duration of the block; on exit, drain and unbind. (The keyword
+    arguments are ``BindPool``'s.)"""
+    pool = BindPool(
+        config,
+        handler,
+        store=store,
+        rng=rng,
+        instance=instance,
+        forget_settled=forget_settled,
+        recent_settled=recent_settled,
+    )
     # An error of the caller's block is re-raised as it is, not wrapped in an exception group.
     saved: BaseException | None = None
     async with anyio.create_task_group() as tg:

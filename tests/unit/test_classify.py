@@ -27,6 +27,7 @@ from smpp_bridge.pool.classify import (
     StatusPolicy,
     classify_bind_failure,
     classify_status,
+    resolve_status,
 )
 
 C = StatusClass
@@ -260,3 +261,44 @@ def test_vendor_that_means_bad_credentials_by_rbindfail() -> None:
 def test_bind_policy_validation() -> None:
     with pytest.raises(ValueError, match="0xD"):
         BindFailurePolicy(auth=frozenset({0x0D}))
+
+
+# -- per-account overrides
+
+
+def test_resolve_status_reads_numbers_and_names() -> None:
+    assert resolve_status(0x45) == 0x45
+    assert resolve_status("ESME_RSUBMITFAIL") == 0x45
+    assert resolve_status(" esme_rthrottled ") == 0x58
+    assert resolve_status("0x400") == 0x400
+    assert resolve_status("88") == 88
+    for bad in ("ESME_NOPE", -1, 2**32, True):
+        with pytest.raises(ValueError):
+            resolve_status(bad)
+
+
+def test_overriding_moves_codes_between_classes() -> None:
+    policy = StatusPolicy.overriding(
+        transient=["ESME_RTHROTTLED", 0x400], permanent=[S.ESME_RSUBMITFAIL]
+    )
+    assert policy.classify(S.ESME_RTHROTTLED) is StatusClass.TRANSIENT
+    assert policy.classify(0x400) is StatusClass.TRANSIENT
+    assert policy.classify(S.ESME_RSUBMITFAIL) is StatusClass.PERMANENT
+    assert policy.classify(S.ESME_RMSGQFUL) is StatusClass.BACKPRESSURE
+    assert StatusPolicy.overriding() == DEFAULT_POLICY
+    assert StatusPolicy.overriding(backpressure=[0x401]).classify(0x401) is (
+        StatusClass.BACKPRESSURE
+    )
+    base = StatusPolicy.overriding(transient=[0x402])
+    assert StatusPolicy.overriding(permanent=[0x45], base=base).classify(0x402) is (
+        StatusClass.TRANSIENT
+    )
+
+
+def test_overriding_refuses_a_code_in_two_classes() -> None:
+    with pytest.raises(ValueError, match="both transient and permanent: 0x45"):
+        StatusPolicy.overriding(transient=[0x45], permanent=["ESME_RSUBMITFAIL"])
+    with pytest.raises(ValueError, match="both permanent and backpressure"):
+        StatusPolicy.overriding(permanent=[0x58], backpressure=[0x58])
+    with pytest.raises(ValueError, match="ESME_ROK"):
+        StatusPolicy.overriding(permanent=[0])

@@ -91,6 +91,15 @@ def test_canonical_id(raw: str, canonical: str) -> None:
     assert canonical_id(raw) == canonical
 
 
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from("0123456789abcdefABCDEF xyzİßé²٣ \t_-"), max_size=8))
+def test_canonical_id_shortcut_agrees_with_the_definition(raw: str) -> None:
+    # Trimmed, lower case, leading zeros stripped ("0" stays "0"), whatever path it takes.
+    lowered = raw.strip().lower()
+    stripped = lowered.lstrip("0")
+    assert canonical_id(raw) == (stripped if stripped or not lowered else "0")
+
+
 @pytest.mark.parametrize(
     ("receipt_id", "conversion", "key"),
     [

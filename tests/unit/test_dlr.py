@@ -753,3 +753,89 @@ def test_receipt_ahead_of_its_late_mapping_never_takes_a_neighbours_record() -> 
     # Its own mapping, at last.
     assert ids(stored([0x12], T0 + 2)) == [("18", "req-12")]
     assert corr.parked == 0
+
+
+# -- a journal of parked receipts for a store, and restoring them
+
+
+def test_journal_lists_parked_and_released_receipts() -> None:
+    corr = ReceiptCorrelator(journal=True, key_prefix="run1:")
+    corr.receipts_arrived(ACCOUNT, [receipt("zz1"), receipt("zz2")], {}, T0, bind="acme#0")
+    saved, released = corr.take_parking_changes(WALL - T0)
+    assert [(p.key, p.receipt.message_id, p.bind) for p in saved] == [
+        ("run1:1", "zz1", "acme#0"),
+        ("run1:2", "zz2", "acme#0"),
+    ]
+    assert [p.arrived_at for p in saved] == [WALL, WALL]
+    assert released == []
+    assert corr.take_parking_changes(WALL - T0) == ([], [])
+    # One comes out matched, the other expires: both are to be deleted.
+    corr.mappings_stored([record("zz1")], T0 + 1)
+    corr.expire(T0 + corr.unmatched_after)
+    assert corr.take_parking_changes(WALL - T0) == ([], ["run1:1", "run1:2"])
+
+
+def test_journal_skips_a_receipt_released_before_it_was_saved() -> None:
+    corr = ReceiptCorrelator(journal=True)
+    corr.receipts_arrived(ACCOUNT, [receipt("zz1")], {}, T0)
+    corr.mappings_stored([record("zz1")], T0)
+    assert corr.take_parking_changes(0.0) == ([], [])
+
+
+def test_without_journal_nothing_is_listed() -> None:
+    corr = ReceiptCorrelator()
+    corr.receipts_arrived(ACCOUNT, [receipt("zz1")], {}, T0)
+    assert corr.take_parking_changes(0.0) == ([], [])
+
+
+def test_restored_receipts_keep_their_key_and_age_and_are_looked_up_at_once() -> None:
+    first = ReceiptCorrelator(journal=True, key_prefix="a:")
+    first.receipts_arrived(ACCOUNT, [receipt("zz1", "UNDELIV")], {}, T0, bind="acme#1")
+    first.receipts_arrived(ACCOUNT, [receipt("zz2")], {}, T0 + 5)
+    saved, _ = first.take_parking_changes(WALL - T0)
+    # A new process, whose monotonic clock starts elsewhere, 100 s of wall time later.
+    later = ReceiptCorrelator(journal=True, key_prefix="b:", unmatched_after=600)
+    now = 7.0
+    later.restore(saved, now, WALL + 100)
+    assert later.parked == 2
+    assert later.relookups_due(now) == {ACCOUNT: ["zz1", "zz2"]}
+    (event,) = later.receipts_found(ACCOUNT, {"zz1": record("zz1")}, now)
+    assert (event.status, event.bind, event.arrived_at) == ("failed", "acme#1", now - 100)
+    assert later.take_parking_changes(0.0) == ([], ["a:1"])
+    # The other one is 95 s old: it expires 505 s from now, not 600.
+    assert later.expire(now + 504) == []
+    (expired,) = later.expire(now + 505)
+    assert not expired.matched and expired.receipt.message_id == "zz2"
+    assert later.take_parking_changes(0.0) == ([], ["a:2"])
+
+
+# -- repeated receipts after the mapping is gone
+
+
+def test_recent_settled_receipts_match_their_repeats() -> None:
+    corr = ReceiptCorrelator(recent_settled=2)
+    rec = record("m1")
+    corr.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": rec}, T0)
+    # The mapping was deleted; the SMSC sends the receipt again.
+    (again,) = corr.receipts_arrived(ACCOUNT, [receipt("m1")], {}, T0 + 1)
+    assert again.matched and again.record == rec and corr.parked == 0
+    # Only settling receipts are remembered (not ACCEPTD), and only the last two.
+    corr.receipts_arrived(ACCOUNT, [receipt("m2", "ACCEPTD")], {"m2": record("m2")}, T0)
+    assert corr.receipts_arrived(ACCOUNT, [receipt("m2")], {}, T0 + 1) == []
+    for name in ("m3", "m4"):
+        corr.receipts_arrived(ACCOUNT, [receipt(name)], {name: record(name)}, T0)
+    assert corr.receipts_arrived(ACCOUNT, [receipt("m1")], {}, T0 + 2) == []
+    assert corr.parked == 2
+
+
+def test_one_part_messages_are_not_kept_by_the_tracker() -> None:
+    tracker = MessageStatusTracker()
+    status = tracker.update(record("m1"), "delivered", 0)
+    assert (status.status, status.final, status.changed, status.parts) == (
+        "delivered",
+        True,
+        True,
+        1,
+    )
+    assert status.part_statuses == ("delivered",) and status.message_id == "m1"
+    assert len(tracker) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -12,6 +13,7 @@ from smpp_bridge.codec.segment import (
     DecodedText,
     Segment,
     SplitMessage,
+    TextSplitter,
     build_udh,
     decode_short_message,
     join_texts,
@@ -19,6 +21,7 @@ from smpp_bridge.codec.segment import (
     parse_udh,
     part_capacities,
     split_text,
+    with_reference,
 )
 from smpp_bridge.codec.text import REFERENCE_PROFILE, SPEC_PROFILE, EncodingProfile
 from smpp_bridge.codec.tlv import Tag, Tlv, find_tlv
@@ -424,3 +427,70 @@ def test_join_orders_dedupes_and_checks_message_identity() -> None:
         join_texts([part("a", 1), part("b", 2, ref=2)])
     assert join_texts([]) == ""
     assert missing_parts([DecodedText("solo")]) == ()
+
+
+# -- TextSplitter: split_text from memory, the reference stamped again
+
+
+_SPLITTER_TEXTS = [
+    "",
+    "Your code is 1234",
+    "a" * 160,
+    "a" * 161,
+    "{" * 90,
+    "ñ" * 71,
+    "Привет, мир! " * 30,
+    "x" * 600,
+    "ş" * 155,
+    "Hola 😀 " * 40,
+    "ç€ł" * 70,
+]
+
+
+@pytest.mark.parametrize(
+    "profile", [SPEC_PROFILE, REFERENCE_PROFILE, SHIFT_PROFILE, PACKED_PROFILE]
+)
+@pytest.mark.parametrize("concat", ["udh8", "udh16", "sar", "payload"])
+def test_splitter_gives_what_split_text_gives(profile: EncodingProfile, concat: str) -> None:
+    splitter = TextSplitter(profile)
+    rng = random.Random(7)
+    for text in _SPLITTER_TEXTS * 3:  # each text from memory too
+        for encoding in ("auto", "gsm7", "ucs2"):
+            reference = rng.randrange(0x10000)
+            try:
+                want = split_text(
+                    text,
+                    profile=profile,
+                    encoding=encoding,
+                    concat=concat,  # type: ignore[arg-type]
+                    reference=reference,
+                )
+            except EncodingError as exc:
+                with pytest.raises(EncodingError, match=re.escape(str(exc))):
+                    splitter.split(text, encoding=encoding, concat=concat, reference=reference)  # type: ignore[arg-type]
+                continue
+            got = splitter.split(text, encoding=encoding, concat=concat, reference=reference)  # type: ignore[arg-type]
+            assert got == want, (text, encoding, concat, reference)
+
+
+def test_splitter_is_bounded_and_skips_long_texts() -> None:
+    splitter = TextSplitter(SPEC_PROFILE, size=3, max_length=100)
+    for i in range(10):
+        splitter.split(f"text {i}")
+    assert len(splitter) == 3
+    splitter.split("b" * 101)
+    assert len(splitter) == 3
+    assert splitter.split("b" * 101, reference=5) == split_text("b" * 101, reference=5)
+    with pytest.raises(ValueError):
+        TextSplitter(size=0)
+
+
+def test_with_reference_leaves_one_part_and_payload_alone() -> None:
+    one = split_text("short")
+    assert with_reference(one, "udh8", 99) is one
+    payload = split_text("a" * 400, concat="payload")
+    assert with_reference(payload, "payload", 99) is payload
+    two = split_text("a" * 400, concat="udh16", reference=1)
+    assert with_reference(two, "udh16", 0xBEEF) == split_text(
+        "a" * 400, concat="udh16", reference=0xBEEF
+    )

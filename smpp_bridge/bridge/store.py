@@ -31,7 +31,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self
 
 import anyio
@@ -40,6 +39,7 @@ import anyio.to_thread
 import msgspec
 import structlog
 
+from ..pool.correlation import ClosableStore, StoreClosedError
 from ..sqlite_calls import call_sqlite
 from .envelope import TERMINAL_STATUSES, Event, decode_event, encode_events
 
@@ -132,10 +132,6 @@ class MessageStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-class StoreClosedError(RuntimeError):
-    """The message store was used after ``aclose``."""
-
-
 # ---------------------------------------------------------------------------------------------
 # The rules, as pure functions (the Redis script mirrors them)
 
@@ -200,32 +196,13 @@ def _check_window(dedup_window: float) -> None:
         raise ValueError(f"dedup_window: must be a positive number of seconds: {dedup_window}")
 
 
-class _StoreBase:
-    """Closing and ``async with``, shared by the backends."""
+class _StoreBase(ClosableStore):
+    """The dedup window and the clock, shared by the backends (closing comes with the base)."""
 
     def __init__(self, dedup_window: float, clock: Callable[[], float]) -> None:
         _check_window(dedup_window)
         self.dedup_window = dedup_window
         self._clock = clock
-        self._closed = False
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosedError(f"{type(self).__name__} is closed")
-
-    async def aclose(self) -> None:
-        self._closed = True
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -514,18 +514,14 @@ class ParkingStore(Protocol):
 
 
 class StoreClosedError(RuntimeError):
-    """The correlation store was used after ``aclose``."""
+    """A store (correlation or message store) was used after ``aclose``."""
 
 
-class _StoreBase:
-    """What every backend shares: the resolver, the default TTL, closing, ``async with``."""
+class ClosableStore:
+    """Closing and ``async with`` for a store: after ``aclose`` every call raises
+    ``StoreClosedError`` (the message stores of ``bridge.store`` share it)."""
 
-    def __init__(self, ttl: float, resolver: MessageIdResolver | None) -> None:
-        if ttl <= 0:
-            raise ValueError("ttl must be positive")
-        self.ttl = ttl
-        self.resolver = resolver if resolver is not None else MessageIdResolver()
-        self._closed = False
+    _closed = False
 
     def _check_open(self) -> None:
         if self._closed:
@@ -544,6 +540,16 @@ class _StoreBase:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class _StoreBase(ClosableStore):
+    """What every correlation backend shares: the resolver and the default TTL."""
+
+    def __init__(self, ttl: float, resolver: MessageIdResolver | None) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.ttl = ttl
+        self.resolver = resolver if resolver is not None else MessageIdResolver()
 
 
 class MemoryCorrelationStore(_StoreBase):

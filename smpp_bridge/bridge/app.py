@@ -64,6 +64,8 @@ log = structlog.get_logger("smpp_bridge.bridge")
 
 # Statuses after which a message is done for good: a redelivery of it is just acknowledged.
 SETTLED = frozenset(STATUSES) - {"inbound", "stop"}
+# The statuses of a submit's own outcome (the rest come from receipts).
+OUTCOMES = frozenset({"sent", "error", "unknown"})
 # A request is claimed in the store as "submitting" (one write, before it goes to the pool): a
 # crash before its outcome is recorded leaves an unknown outcome. Requests handed back unsent
 # (a drain) are marked "queued": their redelivery is sent without doubt.
@@ -314,6 +316,7 @@ class Bridge:
         settled_events: list[Event] = []
         dup_events: list[Event] = []
         requeued: list[str] = []
+        recovered: list[MessageRecord] = []
         for request, message, record in claims:
             before = existing.get(record.client_id or record.request_id)
             if before is None:
@@ -324,8 +327,13 @@ class Bridge:
                 to_send.append((request, message))
             elif before.request_id == record.request_id:
                 # A redelivery of work this or another daemon took before a crash.
-                if before.status in SETTLED:
+                if before.status in OUTCOMES:
                     continue  # its outcome was recorded: acknowledge, nothing to send
+                if before.status in SETTLED:
+                    # Settled by receipts (the mapping was stored), but the daemon died before
+                    # the outcome was written: the submit was accepted. Say so, late.
+                    recovered.append(before)
+                    continue
                 # Handed to the pool, outcome never recorded: an unknown outcome.
                 if self._policies.get(message.account or "", self._policies[""]) == "retry":
                     self._possible_duplicates.add(record.request_id)
@@ -348,6 +356,8 @@ class Bridge:
                 )
         if requeued:
             await self.store.mark(requeued, SUBMITTING)
+        if recovered:
+            settled_events += await self._lost_outcomes(recovered, wall)
         if dup_events:
             await self._emit(dup_events, store=False)
         if settled_events:
@@ -362,6 +372,30 @@ class Bridge:
         if done:
             await self._ack(done)
         return to_send
+
+    async def _lost_outcomes(self, records: list[MessageRecord], wall: float) -> list[Event]:
+        """``sent`` events for redelivered requests that receipts settled but whose own outcome
+        event never got written (a crash between storing the mapping and publishing)."""
+        events: list[Event] = []
+        for record in records:
+            found = await self.store.get(record.request_id)
+            history = found[1] if found is not None else []
+            if any(e.status in OUTCOMES and e.segment is None for e in history):
+                continue
+            events.append(
+                Event(
+                    id=record.message_ids[0] if record.message_ids else None,
+                    client_id=record.client_id,
+                    status="sent",
+                    code=0,
+                    event_at=_iso(wall),
+                    request_id=record.request_id,
+                    parts=record.parts or None,
+                    account=record.account,
+                    reason="recovered after a crash: accepted, its event was lost with the daemon",
+                )
+            )
+        return events
 
     async def _send(self, to_send: list[tuple[_Request, OutboundMessage]]) -> None:
         pool = self.pool

@@ -404,3 +404,59 @@ async def test_logs_never_carry_the_password_and_text_only_at_debug(
         assert all(line["text"].startswith("Your code is") for line in taken)
         assert {line["request_id"] for line in settled} == {line["request_id"] for line in taken}
         assert all(line["message_id"] and line["bind"] for line in settled)
+
+
+async def test_redelivery_after_a_crash_finishes_what_the_store_says(tmp_path: Path) -> None:
+    """Three requests a crashed daemon had taken, redelivered: one settled by its receipt but
+    whose ``sent`` event was lost (recovered as ``sent``), one fully settled (just acked), one
+    claimed and never settled (``unknown`` under ``report``). None is submitted again."""
+    import time
+
+    from smpp_bridge.bridge.envelope import Event
+    from smpp_bridge.bridge.store import MessageRecord
+
+    async with run_simulator(sim_config()) as sim:
+        config = bridge_config(tmp_path, sim, daemon={"unknown_outcome": "report"})
+        async with open_backends(config, consumer="producer", correlation=False) as backends:
+            (entry,) = await backends.requests.publish(
+                [json.dumps([request(0), request(1), request(2)]).encode()]
+            )
+            now = time.time()
+            records = [
+                MessageRecord(
+                    request_id=f"{entry}:{n}",
+                    client_id=f"c-{n}",
+                    to=f"+3460{n:07d}",
+                    from_="ACME",
+                    status="submitting",
+                    created_at=now,
+                    updated_at=now,
+                )
+                for n in range(3)
+            ]
+            await backends.store.begin(records)
+
+            def event(n: int, status: str) -> Event:
+                return Event(
+                    id=f"m{n}",
+                    client_id=f"c-{n}",
+                    status=status,
+                    code=0,
+                    event_at="2026-11-27T00:00:00.000Z",
+                    request_id=f"{entry}:{n}",
+                )
+
+            await backends.store.apply([event(0, "delivered"), event(1, "sent")])
+            await backends.store.apply([event(1, "delivered")])
+            events = Events(backends.events)
+            async with daemon(config):
+                await events.wait(lambda ev: ev.of("sent") and ev.of("unknown"), timeout=30)
+                await anyio.sleep(0.3)
+                await events.poll()
+                assert await backends.requests.depth() == 0
+        assert sim.stats.total().submits == 0
+        (sent,) = events.of("sent")
+        assert sent["clientId"] == "c-0" and sent["id"] == "m0" and "recovered" in sent["reason"]
+        (unknown,) = events.of("unknown")
+        assert unknown["clientId"] == "c-2" and unknown["possibleDuplicate"] is True
+        assert len(events.all) == 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, Generic, TypeVar
@@ -136,7 +137,7 @@ class HistogramChild:
 C = TypeVar("C", CounterChild, GaugeChild, HistogramChild)
 
 
-class _Family(Generic[C]):
+class _Family(ABC, Generic[C]):
     """A metric family: a name, help text, label names and one child per label-value tuple."""
 
     kind: str = ""
@@ -159,8 +160,9 @@ class _Family(Generic[C]):
         # An unlabelled family has exactly one series, present (at 0) from the start.
         self._default: C | None = self.labels() if not names else None
 
+    @abstractmethod
     def _new_child(self) -> C:
-        raise NotImplementedError
+        """A fresh series of this family's kind."""
 
     def labels(self, *values: str) -> C:
         """The child for these label values (in ``labelnames`` order), created on first use.
@@ -204,8 +206,9 @@ class _Family(Generic[C]):
             )
         return self._default
 
+    @abstractmethod
     def _lines(self) -> Iterator[str]:
-        raise NotImplementedError
+        """The exposition lines of every series."""
 
     def render_into(self, out: list[str]) -> None:
         out.append(f"# HELP {self.name} {_escape_help(self.help)}")

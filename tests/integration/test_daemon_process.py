@@ -339,3 +339,50 @@ async def test_run_refuses_a_broken_config_with_its_key_path(tmp_path: Path) -> 
     assert result.returncode == 2
     error = json.loads(result.stderr.strip().splitlines()[-1])
     assert "accounts[0].port" in error["error"]
+
+
+async def test_second_signal_exits_at_once_and_the_restart_finishes_the_work(
+    tmp_path: Path, accepted_per_destination: collections.Counter[str]
+) -> None:
+    """SIGTERM starts a drain; a second SIGTERM ends the process at once (exit 130). Nothing
+    acknowledged is lost: the next start finishes every request, none accepted twice."""
+    count = 2000
+    slow = sim_config_from_dict(
+        {
+            "seed": 9,
+            "accounts": [{"system_id": "esme", "password": "pw", "max_binds": 8, "window": 100}],
+            # Responses take a while: the drain is still waiting when the second signal comes.
+            "submit": {"latency": {"dist": "uniform", "low": 0.3, "high": 0.6}},
+            "receipts": {"delay": 0.0},
+        }
+    )
+    async with run_simulator(slow) as simulator:
+        assert simulator.port is not None
+        port = free_port()
+        config = write_config(tmp_path, simulator.port, port, unknown_outcome="report")
+        log = tmp_path / "daemon.log"
+        enq = await anyio.to_thread.run_sync(
+            cli, "enqueue", str(requests_file(tmp_path, count)), "--config", str(config)
+        )
+        assert enq.returncode == 0, enq.stderr
+        with daemon_process(config, log) as proc:
+            await wait_http(port, "/readyz")
+            with anyio.fail_after(30):
+                while sum(accepted_per_destination.values()) < count // 4:
+                    await anyio.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)
+            await anyio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=20))
+        assert code == 130
+        with daemon_process(config, log):
+            await wait_http(port, "/healthz")
+            with anyio.fail_after(40):
+                while True:
+                    events = await read_events(config)
+                    done = {e["clientId"] for e in events if e["status"] in ("sent", "unknown")}
+                    if len(done) == count:
+                        break
+                    await anyio.sleep(0.2)
+    assert {d: n for d, n in accepted_per_destination.items() if n > 1} == {}
+    assert "second signal: exiting now" in log.read_text()

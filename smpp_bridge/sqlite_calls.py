@@ -11,7 +11,9 @@ a connection doing slow work (``synchronous=FULL`` on a slow disk). Either way t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import anyio
@@ -31,4 +33,18 @@ async def call_sqlite(lock: anyio.Lock, inline: bool, fn: Callable[..., R], *arg
     return result
 
 
-__all__ = ["call_sqlite"]
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` (the write lock up front), ``COMMIT`` on success, ``ROLLBACK`` on
+    any error unless SQLite already rolled back (disk full and I/O errors do)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+__all__ = ["call_sqlite", "immediate_transaction"]

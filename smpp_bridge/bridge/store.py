@@ -40,7 +40,7 @@ import msgspec
 import structlog
 
 from ..pool.correlation import ClosableStore, StoreClosedError
-from ..sqlite_calls import call_sqlite
+from ..sqlite_calls import call_sqlite, immediate_transaction
 from .envelope import TERMINAL_STATUSES, Event, decode_event, encode_events
 
 if TYPE_CHECKING:
@@ -378,15 +378,8 @@ class SqliteMessageStore(_StoreBase):
         return self._conn
 
     def _transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return result
+        with immediate_transaction(self._connection()) as conn:
+            return work(conn)
 
     def _load(self, conn: sqlite3.Connection, request_ids: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}

@@ -79,7 +79,7 @@ import anyio.to_thread
 import msgspec
 
 from ..codec.receipt import Receipt
-from ..sqlite_calls import call_sqlite
+from ..sqlite_calls import call_sqlite, immediate_transaction
 
 if TYPE_CHECKING:
     import coredis
@@ -748,9 +748,7 @@ class SqliteCorrelationStore(_StoreBase):
         return self._conn
 
     def _put_sync(self, rows: list[tuple[str, str, bytes, float]], now: float, purge: bool) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._connection()) as conn:
             conn.executemany(
                 f"INSERT OR REPLACE INTO {self._table} (account, key, record, expires_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -758,10 +756,6 @@ class SqliteCorrelationStore(_StoreBase):
             )
             if purge:
                 self._purge_in(conn, now)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _get_sync(self, account: str, keys: list[str], now: float) -> dict[str, bytes]:
         conn = self._connection()
@@ -778,17 +772,11 @@ class SqliteCorrelationStore(_StoreBase):
         return found
 
     def _delete_sync(self, account: str, keys: list[str]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._connection()) as conn:
             conn.executemany(
                 f"DELETE FROM {self._table} WHERE account = ? AND key = ?",
                 [(account, key) for key in keys],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _purge_in(self, conn: sqlite3.Connection, now: float) -> int:
         cursor = conn.execute(f"DELETE FROM {self._table} WHERE expires_at <= ?", (now,))
@@ -800,31 +788,19 @@ class SqliteCorrelationStore(_StoreBase):
         return self._purge_in(self._connection(), now)
 
     def _park_sync(self, rows: list[tuple[str, str, bytes, float]]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._connection()) as conn:
             conn.executemany(
                 f"INSERT OR REPLACE INTO {self._table}_parked (owner, key, receipt, arrived_at)"
                 " VALUES (?, ?, ?, ?)",
                 rows,
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _unpark_sync(self, owner: str, keys: list[str]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._connection()) as conn:
             conn.executemany(
                 f"DELETE FROM {self._table}_parked WHERE owner = ? AND key = ?",
                 [(owner, key) for key in keys],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _load_parked_sync(self, owner: str) -> list[bytes]:
         conn = self._connection()

@@ -41,7 +41,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from ...sqlite_calls import call_sqlite
+from ...sqlite_calls import call_sqlite, immediate_transaction
 from .base import (
     DeadLetter,
     Entry,
@@ -176,8 +176,7 @@ class SqliteQueue(QueueBase):
             if str(mode).lower() not in ("wal", "memory"):
                 log.warning("sqlite_not_wal", path=self.path, journal_mode=mode)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(conn):
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._table} ("
                     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -201,11 +200,6 @@ class SqliteQueue(QueueBase):
                     " reason TEXT NOT NULL,"
                     " dead_at REAL NOT NULL)"
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except BaseException:
             conn.close()
             raise
@@ -213,17 +207,8 @@ class SqliteQueue(QueueBase):
         return conn
 
     def _transaction(self, body: Callable[[sqlite3.Connection], R]) -> R:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            # Some errors (disk full, I/O) have already rolled the transaction back.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
+        with immediate_transaction(self._connection()) as conn:
+            return body(conn)
 
     def _remove(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
         """Take entries off the queue: delete them, or mark them acknowledged on a log."""

@@ -259,6 +259,7 @@ class Bridge:
         invalid_events: list[Event] = []
         claims: list[tuple[_Request, OutboundMessage, MessageRecord]] = []
         wall = time.time()
+        event_at = _iso(wall)  # one timestamp for the whole batch
         taken = self.state.requests
         for item in leased:
             entry = _Entry(item)
@@ -268,7 +269,7 @@ class Bridge:
                 request_id = f"{item.id}:{max(parsed.index, 0)}"
                 if isinstance(parsed, Invalid):
                     invalid_events.append(
-                        _error_event(request_id, parsed.client_id, parsed.reason, wall)
+                        _error_event(request_id, parsed.client_id, parsed.reason, event_at)
                     )
                     continue
                 assert isinstance(parsed, Valid)
@@ -276,12 +277,14 @@ class Bridge:
                 account = self._accounts.get(req.account or "", self._default_account)
                 reason = validate(req, account.profile, self.config.limits, concat=account.concat)
                 if reason is not None:
-                    invalid_events.append(_error_event(request_id, req.client_id, reason, wall))
+                    invalid_events.append(_error_event(request_id, req.client_id, reason, event_at))
                     continue
                 try:
                     message = to_outbound(req, request_id, max_parts=self.config.limits.max_parts)
                 except ValueError as exc:
-                    invalid_events.append(_error_event(request_id, req.client_id, str(exc), wall))
+                    invalid_events.append(
+                        _error_event(request_id, req.client_id, str(exc), event_at)
+                    )
                     continue
                 record = MessageRecord(
                     request_id=request_id,
@@ -340,7 +343,9 @@ class Bridge:
                     to_send.append((request, message))
                 else:
                     settled_events.append(
-                        _unknown_event(before, "redelivered after a crash: outcome unknown", wall)
+                        _unknown_event(
+                            before, "redelivered after a crash: outcome unknown", event_at
+                        )
                     )
             else:
                 # A fresh request repeating a clientId seen within the dedup window.
@@ -351,13 +356,13 @@ class Bridge:
                         record.client_id,
                         f"duplicate clientId {record.client_id!r}: already {before.status} "
                         f"as request {before.request_id}",
-                        wall,
+                        event_at,
                     )
                 )
         if requeued:
             await self.store.mark(requeued, SUBMITTING)
         if recovered:
-            settled_events += await self._lost_outcomes(recovered, wall)
+            settled_events += await self._lost_outcomes(recovered, event_at)
         if dup_events:
             await self._emit(dup_events, store=False)
         if settled_events:
@@ -373,7 +378,7 @@ class Bridge:
             await self._ack(done)
         return to_send
 
-    async def _lost_outcomes(self, records: list[MessageRecord], wall: float) -> list[Event]:
+    async def _lost_outcomes(self, records: list[MessageRecord], event_at: str) -> list[Event]:
         """``sent`` events for redelivered requests that receipts settled but whose own outcome
         event never got written (a crash between storing the mapping and publishing)."""
         events: list[Event] = []
@@ -388,7 +393,7 @@ class Bridge:
                     client_id=record.client_id,
                     status="sent",
                     code=0,
-                    event_at=_iso(wall),
+                    event_at=event_at,
                     request_id=record.request_id,
                     parts=record.parts or None,
                     account=record.account,
@@ -448,6 +453,7 @@ class Bridge:
 
     async def on_outcomes(self, outcomes: list[SubmitOutcome]) -> None:
         wall = time.time()
+        event_at = _iso(wall)  # one timestamp for the whole batch
         now = anyio.current_time()
         events: list[Event] = []
         done: list[str] = []
@@ -456,7 +462,7 @@ class Bridge:
         for outcome in outcomes:
             message = outcome.message
             request = self._inflight.pop(message.id, None)
-            event = _outcome_event(outcome, wall)
+            event = _outcome_event(outcome, event_at)
             if self._possible_duplicates and message.id in self._possible_duplicates:
                 self._possible_duplicates.discard(message.id)
                 event.possible_duplicate = True
@@ -493,6 +499,7 @@ class Bridge:
 
     async def on_dlrs(self, events: list[DlrEvent]) -> None:
         wall = time.time()
+        event_at = _iso(wall)  # one timestamp for the whole batch
         out: list[Event] = []
         metrics = self.metrics
         for dlr in events:
@@ -500,7 +507,7 @@ class Bridge:
             record = dlr.record
             if record is not None and record.submitted_at:
                 metrics.latency_submit_to_dlr_seconds.observe(max(0.0, wall - record.submitted_at))
-            out.extend(_dlr_events(dlr, wall))
+            out.extend(_dlr_events(dlr, event_at))
             if self._debug:
                 log.debug(
                     "receipt",
@@ -515,6 +522,7 @@ class Bridge:
 
     async def on_inbound(self, messages: list[InboundMessage]) -> None:
         wall = time.time()
+        event_at = _iso(wall)  # one timestamp for the whole batch
         pool = self.pool
         out: list[Event] = []
         for message in messages:
@@ -526,7 +534,7 @@ class Bridge:
                     client_id=None,
                     status=status,
                     code=0,
-                    event_at=_iso(wall),
+                    event_at=event_at,
                     message=message.text,
                     from_=message.source,
                     to=message.destination,
@@ -674,32 +682,32 @@ def _iso(moment: float) -> str:
     return f"{prefix}.{micros // 1000:03d}Z"
 
 
-def _error_event(request_id: str, client_id: str | None, reason: str, wall: float) -> Event:
+def _error_event(request_id: str, client_id: str | None, reason: str, event_at: str) -> Event:
     return Event(
         id=None,
         client_id=client_id,
         status="error",
         code=0,
-        event_at=_iso(wall),
+        event_at=event_at,
         request_id=request_id,
         reason=reason,
     )
 
 
-def _unknown_event(record: MessageRecord, reason: str, wall: float) -> Event:
+def _unknown_event(record: MessageRecord, reason: str, event_at: str) -> Event:
     return Event(
         id=record.message_ids[0] if record.message_ids else None,
         client_id=record.client_id,
         status="unknown",
         code=0,
-        event_at=_iso(wall),
+        event_at=event_at,
         request_id=record.request_id,
         reason=reason,
         possible_duplicate=True,
     )
 
 
-def _outcome_event(outcome: SubmitOutcome, wall: float) -> Event:
+def _outcome_event(outcome: SubmitOutcome, event_at: str) -> Event:
     message = outcome.message
     ids = [mid for mid in outcome.message_ids if mid]
     return Event(
@@ -707,7 +715,7 @@ def _outcome_event(outcome: SubmitOutcome, wall: float) -> Event:
         client_id=message.client_id,
         status=outcome.status,
         code=outcome.code,
-        event_at=_iso(wall),
+        event_at=event_at,
         request_id=message.id,
         parts=outcome.parts or None,
         account=outcome.account or None,
@@ -718,11 +726,10 @@ def _outcome_event(outcome: SubmitOutcome, wall: float) -> Event:
     )
 
 
-def _dlr_events(dlr: DlrEvent, wall: float) -> list[Event]:
+def _dlr_events(dlr: DlrEvent, event_at: str) -> list[Event]:
     """A receipt's events: for one part, the message's; for a part of a multipart message, the
     part's (with ``segment``) and, when the message-level status changed, the message's."""
     record = dlr.record
-    event_at = _iso(wall)
     if record is None:
         return [
             Event(

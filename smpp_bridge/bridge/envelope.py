@@ -17,6 +17,7 @@ consumers in other languages (``tools/gen_schema.py`` writes them).
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -681,7 +682,26 @@ def _schema(kind: Any, schema_id: str, title: str, description: str) -> dict[str
         "description": description,
     }
     # msgspec puts the definitions under "$defs" and the root as a "$ref" or "anyOf".
-    return head | generated
+    return _clean_descriptions(head | generated)
+
+
+def _clean_descriptions(node: Any) -> Any:
+    """Every ``description`` dedented as ``inspect.cleandoc`` does.
+
+    msgspec copies docstrings into descriptions, and its releases differ on whether they strip
+    the docstrings' indentation (0.22 keeps it, 0.23 strips it): normalising here keeps the
+    published schema the same whichever msgspec a fresh install resolves.
+    """
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else _clean_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_clean_descriptions(item) for item in node]
+    return node
 
 
 def json_schemas() -> dict[str, str]:

@@ -6,7 +6,12 @@ Before the daemon submits a batch it calls ``begin``: every request is recorded 
 is not submitted again. That record's status tells what happened before: ``submitting`` with
 no outcome means a crash came between submit and outcome (an unknown outcome). Events then
 move the status along with ``apply`` and are kept as the message's history; ``get`` answers
-"what happened to order-77?", ``history`` lists recent messages.
+"what happened to order-77?", ``get_by_message_id`` the same by an SMSC message id (as the
+``sent`` event showed it, or as a receipt wrote it: case, zero padding and the hex/decimal
+base are normalised as the pool's correlation does), ``history`` lists recent messages.
+
+The SMSC-id index is written by ``apply`` in the same transaction (SQLite) or script (Redis)
+as the event that names the id: no extra round trip per message.
 
 Status only moves forward (``status_rank``): a receipt can overtake its own ``sent`` outcome,
 so a late ``sent`` or ``buffered`` never overwrites ``delivered`` and a terminal status is only
@@ -39,7 +44,7 @@ import anyio.to_thread
 import msgspec
 import structlog
 
-from ..pool.correlation import ClosableStore, StoreClosedError
+from ..pool.correlation import ClosableStore, StoreClosedError, canonical_id, possible_keys
 from ..sqlite_calls import call_sqlite, immediate_transaction
 from .envelope import TERMINAL_STATUSES, Event, decode_event, encode_events
 
@@ -99,8 +104,12 @@ class MessageStore(Protocol):
 
     async def begin(self, records: Sequence[MessageRecord]) -> dict[str, MessageRecord]:
         """Record ``records`` (with the status they carry) under their dedup keys; return
-        ``{dedup_key: earlier record}`` for those whose key was recorded within the dedup
-        window, earlier records of the same call included. Those are not recorded again."""
+        ``{request_id: earlier record}`` for those whose key was recorded within the dedup
+        window, earlier records of the same call included. Those are not recorded again.
+
+        Keyed by the request id of the record given, never by the dedup key: two requests of
+        one call sharing a clientId are two entries of the call, and only the second one
+        finds an earlier record (the first one's), not the first one itself."""
         ...
 
     async def mark(self, request_ids: Sequence[str], status: str) -> None:
@@ -115,6 +124,16 @@ class MessageStore(Protocol):
 
     async def get(self, key: str) -> tuple[MessageRecord, list[Event]] | None:
         """A message and its history by clientId (the latest with it) or request id."""
+        ...
+
+    async def get_by_message_id(
+        self, message_id: str, account: str | None = None
+    ) -> tuple[MessageRecord, list[Event]] | None:
+        """A message and its history by an SMSC message id of any of its parts, normalised as
+        the pool's correlation does (``canonical_id``: blanks, case, zero padding; then the
+        other bases of ``possible_keys``, the id as written first). Of several messages with
+        that id (another account, another base), the one of ``account`` when given, else the
+        most recently created."""
         ...
 
     async def history(
@@ -171,6 +190,31 @@ def marked(record: MessageRecord, status: str, now: float) -> bool:
     return True
 
 
+def message_id_keys(message_id: str) -> list[str]:
+    """The index keys an SMSC id is looked up under, best first: its canonical form, then the
+    keys of the other bases (a receipt's decimal id for a hex ``sent`` id, and the reverse)."""
+    first = canonical_id(message_id)
+    keys = [first] if first else []
+    keys += [k for k in possible_keys(message_id) if k != first]
+    return keys
+
+
+def _pick(
+    candidates: Iterable[tuple[MessageRecord, str]], account: str | None
+) -> MessageRecord | None:
+    """Of (record, the account it was indexed under), the one ``get_by_message_id`` returns."""
+    best: MessageRecord | None = None
+    for record, indexed in candidates:
+        if account is not None and indexed != account:
+            continue
+        if best is None or (record.created_at, record.request_id) > (
+            best.created_at,
+            best.request_id,
+        ):
+            best = record
+    return best
+
+
 def _namespaced_key(record: MessageRecord) -> str:
     # clientIds and request ids live in separate key spaces: a clientId that happens to look
     # like a request id never collides with it.
@@ -219,6 +263,7 @@ class MemoryMessageStore(_StoreBase):
         self._records: dict[str, MessageRecord] = {}
         self._events: dict[str, list[Event]] = {}
         self._keys: dict[str, tuple[float, str]] = {}  # namespaced dedup key → (when, request)
+        self._by_id: dict[str, dict[str, str]] = {}  # canonical SMSC id → {account: request}
 
     async def begin(self, records: Sequence[MessageRecord]) -> dict[str, MessageRecord]:
         self._check_open()
@@ -231,7 +276,7 @@ class MemoryMessageStore(_StoreBase):
             if seen is not None and seen[0] > now - self.dedup_window:
                 earlier = self._records.get(seen[1])
                 if earlier is not None:
-                    existing[record.dedup_key] = msgspec.structs.replace(earlier)
+                    existing[record.request_id] = msgspec.structs.replace(earlier)
                     continue
             self._keys[key] = (now, record.request_id)
             self._records[record.request_id] = _copy(record)
@@ -257,7 +302,12 @@ class MemoryMessageStore(_StoreBase):
             record = self._records.get(event.request_id)
             if record is None:
                 continue
+            known = len(record.message_ids)
             merge_event(record, event, now)
+            for message_id in record.message_ids[known:]:
+                key = canonical_id(message_id)
+                if key:
+                    self._by_id.setdefault(key, {})[record.account or ""] = record.request_id
             self._events[event.request_id].append(event)
 
     async def get(self, key: str) -> tuple[MessageRecord, list[Event]] | None:
@@ -270,6 +320,22 @@ class MemoryMessageStore(_StoreBase):
         if record is None:
             return None
         return _copy(record), list(self._events.get(record.request_id, ()))
+
+    async def get_by_message_id(
+        self, message_id: str, account: str | None = None
+    ) -> tuple[MessageRecord, list[Event]] | None:
+        self._check_open()
+        await anyio.lowlevel.checkpoint()
+        for key in message_id_keys(message_id):
+            found = [
+                (self._records[rid], indexed)
+                for indexed, rid in self._by_id.get(key, {}).items()
+                if rid in self._records
+            ]
+            record = _pick(found, account)
+            if record is not None:
+                return _copy(record), list(self._events.get(record.request_id, ()))
+        return None
 
     async def history(
         self, since: float | None, limit: int = 100, status: str | None = None
@@ -294,6 +360,12 @@ class MemoryMessageStore(_StoreBase):
             self._events.pop(request_id, None)
         dead = set(gone)
         self._keys = {k: v for k, v in self._keys.items() if v[1] not in dead}
+        for key in list(self._by_id):
+            kept = {a: rid for a, rid in self._by_id[key].items() if rid not in dead}
+            if kept:
+                self._by_id[key] = kept
+            else:
+                del self._by_id[key]
         return len(gone)
 
 
@@ -371,6 +443,11 @@ class SqliteMessageStore(_StoreBase):
                 conn.execute(
                     f"CREATE INDEX IF NOT EXISTS {t}_events_request ON {t}_events (request_id, seq)"
                 )
+                # SMSC message ids (canonical_id) → their message, per account.
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {t}_ids (key TEXT NOT NULL, account TEXT NOT"
+                    " NULL, request_id TEXT NOT NULL, PRIMARY KEY (key, account)) WITHOUT ROWID"
+                )
             except BaseException:
                 conn.close()
                 raise
@@ -418,7 +495,7 @@ class SqliteMessageStore(_StoreBase):
                     (key,),
                 ).fetchone()
                 if row is not None and row[0] > horizon:
-                    existing[record.dedup_key] = row[1]
+                    existing[record.request_id] = row[1]
                     continue
                 conn.execute(
                     f"INSERT OR REPLACE INTO {t}_keys (key, request_id, at) VALUES (?, ?, ?)",
@@ -447,16 +524,28 @@ class SqliteMessageStore(_StoreBase):
             ids = list(dict.fromkeys(e.request_id for e, _ in events if e.request_id))
             records = {rid: decode_record(data) for rid, data in self._load(conn, ids).items()}
             history: list[tuple[str, bytes]] = []
+            indexed: list[tuple[str, str, str]] = []
             for event, data in events:
                 record = records.get(event.request_id or "")
                 if record is None:
                     continue
+                known = len(record.message_ids)
                 merge_event(record, event, now)
+                for message_id in record.message_ids[known:]:
+                    key = canonical_id(message_id)
+                    if key:
+                        indexed.append((key, record.account or "", record.request_id))
                 history.append((record.request_id, data))
             self._save(conn, records.values())
             conn.executemany(
                 f"INSERT INTO {self._t}_events (request_id, event) VALUES (?, ?)", history
             )
+            if indexed:
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO {self._t}_ids (key, account, request_id)"
+                    " VALUES (?, ?, ?)",
+                    indexed,
+                )
 
         self._transaction(work)
 
@@ -478,6 +567,26 @@ class SqliteMessageStore(_StoreBase):
             f"SELECT event FROM {t}_events WHERE request_id = ? ORDER BY seq", (row[0],)
         ).fetchall()
         return row[1], [e[0] for e in events]
+
+    def _get_by_message_id_sync(
+        self, keys: list[str], account: str | None
+    ) -> tuple[bytes, list[bytes]] | None:
+        conn = self._connection()
+        t = self._t
+        for key in keys:
+            rows = conn.execute(
+                f"SELECT i.account, m.record FROM {t}_ids i JOIN {t} m USING (request_id)"
+                " WHERE i.key = ?",
+                (key,),
+            ).fetchall()
+            record = _pick(((decode_record(r[1]), r[0]) for r in rows), account)
+            if record is not None:
+                events = conn.execute(
+                    f"SELECT event FROM {t}_events WHERE request_id = ? ORDER BY seq",
+                    (record.request_id,),
+                ).fetchall()
+                return encode_record(record), [e[0] for e in events]
+        return None
 
     def _history_sync(self, since: float | None, limit: int, status: str | None) -> list[bytes]:
         where: list[str] = []
@@ -509,6 +618,7 @@ class SqliteMessageStore(_StoreBase):
             old = f"SELECT request_id FROM {t} WHERE created_at < ?"
             conn.execute(f"DELETE FROM {t}_events WHERE request_id IN ({old})", (older_than,))
             conn.execute(f"DELETE FROM {t}_keys WHERE request_id IN ({old})", (older_than,))
+            conn.execute(f"DELETE FROM {t}_ids WHERE request_id IN ({old})", (older_than,))
             return conn.execute(f"DELETE FROM {t} WHERE created_at < ?", (older_than,)).rowcount
 
         count: int = self._transaction(work)
@@ -544,6 +654,20 @@ class SqliteMessageStore(_StoreBase):
 
     async def get(self, key: str) -> tuple[MessageRecord, list[Event]] | None:
         found: tuple[bytes, list[bytes]] | None = await self._run(self._get_sync, key)
+        if found is None:
+            return None
+        return decode_record(found[0]), [decode_event(e) for e in found[1]]
+
+    async def get_by_message_id(
+        self, message_id: str, account: str | None = None
+    ) -> tuple[MessageRecord, list[Event]] | None:
+        keys = message_id_keys(message_id)
+        if not keys:
+            self._check_open()
+            return None
+        found: tuple[bytes, list[bytes]] | None = await self._run(
+            self._get_by_message_id_sync, keys, account
+        )
         if found is None:
             return None
         return decode_record(found[0]), [decode_event(e) for e in found[1]]
@@ -613,13 +737,15 @@ return out
 """
 
 # ARGV: prefix, now, then per event: request id, status, code, ids (JSON array or ""), parts,
-# reason, account, possible duplicate ("1"/"0"), part-level ("1"/"0"), the event's JSON.
+# reason, account, possible duplicate ("1"/"0"), part-level ("1"/"0"), the event's JSON, and
+# the ids' canonical keys (JSON array, parallel to ids, or ""): each id new to the message is
+# indexed in ``{prefix}:i:{key}``, a hash of account → request id, expiring with the message.
 _APPLY_LUA: Final = f"""
 local RANK = {_LUA_RANKS}
 local function rank(s) return RANK[s] or 0 end
 local prefix, now = ARGV[1], ARGV[2]
 local applied = 0
-for i = 3, #ARGV, 10 do
+for i = 3, #ARGV, 11 do
   local rid = ARGV[i]
   local mk = prefix .. ':m:' .. rid
   local cur = redis.call('HGET', mk, 'status')
@@ -647,11 +773,19 @@ for i = 3, #ARGV, 10 do
       local seen = {{}}
       for _, v in ipairs(ids) do seen[v] = true end
       local changed = false
-      for _, v in ipairs(cjson.decode(ARGV[i + 3])) do
+      local keys = cjson.decode(ARGV[i + 10])
+      local account = redis.call('HGET', mk, 'account') or ''
+      for n, v in ipairs(cjson.decode(ARGV[i + 3])) do
         if not seen[v] then
           ids[#ids + 1] = v
           seen[v] = true
           changed = true
+          local key = keys[n]
+          if key and key ~= '' then
+            local ik = prefix .. ':i:' .. key
+            redis.call('HSET', ik, account, rid)
+            if left > 0 then redis.call('EXPIRE', ik, left) end
+          end
         end
       end
       if changed then redis.call('HSET', mk, 'ids', cjson.encode(ids)) end
@@ -874,7 +1008,7 @@ class RedisMessageStore(_StoreBase):
             for position, flat in found:
                 earlier = _record_from_hash(_pairs(flat))
                 if earlier is not None:
-                    existing[chunk[int(position)].dedup_key] = earlier
+                    existing[chunk[int(position)].request_id] = earlier
         return existing
 
     async def mark(self, request_ids: Sequence[str], status: str) -> None:
@@ -904,6 +1038,7 @@ class RedisMessageStore(_StoreBase):
                     "1" if event.possible_duplicate else "0",
                     "0" if event.segment is None else "1",
                     data,
+                    msgspec.json.encode([canonical_id(i) for i in ids]) if ids else "",
                 ]
             await self._script(_APPLY_LUA, [], args)
 
@@ -915,12 +1050,34 @@ class RedisMessageStore(_StoreBase):
         if pointer is not None:
             request_ids.insert(0, pointer.split(b" ", 1)[1].decode())
         for request_id in request_ids:
-            fields = await client.hgetall(f"{self.prefix}:m:{request_id}")
-            record = _record_from_hash({_as_bytes(k): _as_bytes(v) for k, v in fields.items()})
+            record = await self._record(request_id)
             if record is None:
                 continue
-            history = await client.lrange(f"{self.prefix}:h:{request_id}", 0, -1)
-            return record, [decode_event(item) for item in history]
+            return record, await self._history_of(request_id)
+        return None
+
+    async def _record(self, request_id: str) -> MessageRecord | None:
+        fields = await self.client.hgetall(f"{self.prefix}:m:{request_id}")
+        return _record_from_hash({_as_bytes(k): _as_bytes(v) for k, v in fields.items()})
+
+    async def _history_of(self, request_id: str) -> list[Event]:
+        history = await self.client.lrange(f"{self.prefix}:h:{request_id}", 0, -1)
+        return [decode_event(item) for item in history]
+
+    async def get_by_message_id(
+        self, message_id: str, account: str | None = None
+    ) -> tuple[MessageRecord, list[Event]] | None:
+        self._check_open()
+        for key in message_id_keys(message_id):
+            pointers = await self.client.hgetall(f"{self.prefix}:i:{key}")
+            found: list[tuple[MessageRecord, str]] = []
+            for indexed, request_id in pointers.items():
+                record = await self._record(_as_bytes(request_id).decode())
+                if record is not None:
+                    found.append((record, _as_bytes(indexed).decode()))
+            chosen = _pick(found, account)
+            if chosen is not None:
+                return chosen, await self._history_of(chosen.request_id)
         return None
 
     async def history(
@@ -1031,6 +1188,7 @@ __all__ = [
     "event_message_ids",
     "marked",
     "merge_event",
+    "message_id_keys",
     "open_message_store",
     "status_rank",
 ]

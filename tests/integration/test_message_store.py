@@ -145,9 +145,9 @@ async def test_duplicate_client_id_returns_the_earlier_record(backend: Backend) 
             await store.mark(["1:0"], "submitting")
             backend.clock.now += WINDOW - 1
             existing = await again.begin([record("2:0", "order-77"), record("2:1", "order-78")])
-            assert list(existing) == ["order-77"]
-            assert existing["order-77"].request_id == "1:0"
-            assert existing["order-77"].status == "submitting"
+            assert list(existing) == ["2:0"]
+            assert existing["2:0"].request_id == "1:0"
+            assert existing["2:0"].status == "submitting"
             # The duplicate was not recorded: the key still leads to the first request.
             found = await store.get("order-77")
             assert found is not None and found[0].request_id == "1:0"
@@ -163,8 +163,14 @@ async def test_duplicates_within_one_batch(store: MessageStore) -> None:
         existing = await store.begin(
             [record("1:0", "dup"), record("1:1", "dup"), record("1:2", "other")]
         )
-        assert list(existing) == ["dup"]
-        assert existing["dup"].request_id == "1:0"
+        # Keyed by the request given: the first of the pair is new, only the second one
+        # finds an earlier record (the first's), so the first is never taken for a redelivery.
+        assert list(existing) == ["1:1"]
+        assert existing["1:1"].request_id == "1:0"
+        # A redelivery of the same call: each finds the first request's record.
+        again = await store.begin([record("1:0", "dup"), record("1:1", "dup")])
+        assert sorted(again) == ["1:0", "1:1"]
+        assert {r.request_id for r in again.values()} == {"1:0"}
 
 
 async def test_redelivery_without_client_id_is_recognised(store: MessageStore) -> None:
@@ -200,7 +206,7 @@ async def test_dedup_window_expires(backend: Backend) -> None:
             # The window restarts from the new record.
             backend.clock.now += 10
             existing = await store.begin([record("3:0", "order-77")])
-            assert existing["order-77"].request_id == "2:0"
+            assert existing["3:0"].request_id == "2:0"
     finally:
         await store.aclose()
 
@@ -219,7 +225,7 @@ async def test_concurrent_begins_let_exactly_one_through(backend: Backend) -> No
                     tg.start_soon(claim, store, i)
         winners = [r for r in results if not r]
         assert len(winners) == 1
-        losers = [r["contested"].request_id for r in results if r]
+        losers = [next(iter(r.values())).request_id for r in results if r]
         assert len(losers) == 3 and len(set(losers)) == 1
     finally:
         for store in {id(s): s for s in stores}.values():
@@ -233,8 +239,8 @@ async def test_large_batches(store: MessageStore) -> None:
         await store.apply([event(f"9:{i}", "sent", id=f"m{i}") for i in range(1500)])
         existing = await store.begin(records)
         assert len(existing) == 1500
-        assert existing["c1499"].message_ids == ["m1499"]
-        assert existing["c0"].status == "sent"
+        assert existing["9:1499"].message_ids == ["m1499"]
+        assert existing["9:0"].status == "sent"
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,7 +439,7 @@ async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
             found = await store.get("c")
             assert found is not None and found[0].status == "sent" and len(found[1]) == 1
             existing = await store.begin([record("2:0", "c")])
-            assert existing["c"].request_id == "1:0"
+            assert existing["2:0"].request_id == "1:0"
 
 
 async def test_redis_keys_expire_and_url_constructor() -> None:
@@ -497,3 +503,96 @@ def test_record_json_names_and_rules() -> None:
     assert status_rank("buffered") < status_rank("delivered") == status_rank("error")
     with pytest.raises(ValueError, match="dedup_window"):
         MemoryMessageStore(0)
+
+
+# --------------------------------------------------------------------------------------------
+# lookup by SMSC message id
+
+
+async def test_get_by_message_id_normalises_like_the_correlation(store: MessageStore) -> None:
+    with anyio.fail_after(5):
+        await store.begin([record("1:0", "order-77"), record("1:1", "order-78")])
+        await store.apply(
+            [
+                event("1:0", "sent", id="00A1B2", account="main"),
+                event("1:1", "sent", id="m-2", message_ids=["m-2", "m-3"], account="main"),
+            ]
+        )
+        await store.apply([event("1:0", "delivered", id="00A1B2", account="main")])
+        for spelling in ("00A1B2", "a1b2", " A1B2 ", "0000a1b2", str(0xA1B2)):
+            found = await store.get_by_message_id(spelling)
+            assert found is not None, spelling
+            assert found[0].request_id == "1:0"
+            assert [e.status for e in found[1]] == ["sent", "delivered"]
+        # Any part's id finds its message.
+        third = await store.get_by_message_id("M-3")
+        assert third is not None and third[0].request_id == "1:1"
+        assert await store.get_by_message_id("nothing") is None
+        assert await store.get_by_message_id("") is None
+        assert await store.get_by_message_id("a1b2", account="other") is None
+
+
+async def test_get_by_message_id_across_accounts_and_bases(backend: Backend) -> None:
+    store = backend.make()
+    try:
+        with anyio.fail_after(5):
+            await store.begin(
+                [
+                    record("1:0", created=T0),
+                    record("1:1", created=T0 + 1),
+                    record("1:2", created=T0 + 2),
+                ]
+            )
+            await store.apply(
+                [
+                    event("1:0", "sent", id="42", account="a"),
+                    event("1:1", "sent", id="0042", account="b"),
+                    # Hex 42 is decimal 66: written as a receipt would, it still leads here.
+                    event("1:2", "sent", id="66", account="c"),
+                ]
+            )
+            # The id as written wins over a converted one; of two accounts, the newest...
+            newest = await store.get_by_message_id("42")
+            assert newest is not None and newest[0].request_id == "1:1"
+            # ... unless the account is named.
+            of_a = await store.get_by_message_id("42", account="a")
+            assert of_a is not None and of_a[0].request_id == "1:0"
+            # Decimal 66 read as the hex form of "42": found through the other base.
+            converted = await store.get_by_message_id("66", account="a")
+            assert converted is not None and converted[0].request_id == "1:0"
+            # Purged messages are not found any more: "42" now only reads as hex 0x42 = 66.
+            assert await store.purge(T0 + 1.5) == 2
+            assert await store.get_by_message_id("42", account="a") is None
+            left = await store.get_by_message_id("42")
+            assert left is not None and left[0].request_id == "1:2"
+            assert await store.get_by_message_id("2a") is None
+    finally:
+        await store.aclose()
+
+
+async def test_get_by_message_id_index_costs_no_extra_call() -> None:
+    """On Redis the index is written inside ``apply``'s one script: no round trip more."""
+    need_redis()
+    prefix = f"smppb:test:{uuid.uuid4().hex}"
+    async with coredis.Redis.from_url(REDIS_URL, decode_responses=False) as client:
+        store = RedisMessageStore(client, prefix, WINDOW, clock=Clock())
+        calls: list[str] = []
+        original = store._script
+
+        async def counting(source: str, keys: Any, args: Any) -> Any:
+            calls.append(source)
+            return await original(source, keys, args)
+
+        store._script = counting  # type: ignore[method-assign]
+        try:
+            with anyio.fail_after(5):
+                await store.begin([record(f"1:{n}") for n in range(50)])
+                calls.clear()
+                await store.apply([event(f"1:{n}", "sent", id=f"{n:08d}") for n in range(50)])
+                assert len(calls) == 1
+                found = await store.get_by_message_id("17")
+                assert found is not None and found[0].request_id == "1:17"
+                assert 0 < await client.ttl(f"{prefix}:i:17") <= store._ttl
+        finally:
+            await store.aclose()
+            await delete_prefix(client, prefix)

@@ -71,6 +71,8 @@ OUTCOMES = frozenset({"sent", "error", "unknown"})
 # (a drain) are marked "queued": their redelivery is sent without doubt.
 QUEUED = "queued"
 SUBMITTING = "submitting"
+# The reason of the ``unknown`` event of a receipt no request claimed.
+UNMATCHED_REASON = "unmatched receipt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +323,8 @@ class Bridge:
         requeued: list[str] = []
         recovered: list[MessageRecord] = []
         for request, message, record in claims:
-            before = existing.get(record.client_id or record.request_id)
+            # (Keyed by request id: a request never finds itself, only an earlier one.)
+            before = existing.get(record.request_id)
             if before is None:
                 to_send.append((request, message))
             elif before.request_id == record.request_id and before.status == QUEUED:
@@ -502,9 +505,12 @@ class Bridge:
         event_at = _iso(wall)  # one timestamp for the whole batch
         out: list[Event] = []
         metrics = self.metrics
+        unmatched: collections.Counter[str] = collections.Counter()
         for dlr in events:
             metrics.dlrs_total.labels(dlr.status).inc()
             record = dlr.record
+            if record is None:
+                unmatched[dlr.account] += 1
             if record is not None and record.submitted_at:
                 metrics.latency_submit_to_dlr_seconds.observe(max(0.0, wall - record.submitted_at))
             out.extend(_dlr_events(dlr, event_at))
@@ -518,6 +524,15 @@ class Bridge:
                     bind=dlr.bind,
                     matched=dlr.matched,
                 )
+        if unmatched:
+            for account, n in unmatched.items():
+                metrics.unmatched_receipts_total.labels(account).inc(n)
+            log.warning(
+                "unmatched receipts",
+                count=sum(unmatched.values()),
+                accounts=dict(unmatched),
+                reasons=sorted({d.reason or "" for d in events if d.record is None}),
+            )
         await self._emit(out)
 
     async def on_inbound(self, messages: list[InboundMessage]) -> None:
@@ -731,16 +746,20 @@ def _dlr_events(dlr: DlrEvent, event_at: str) -> list[Event]:
     part's (with ``segment``) and, when the message-level status changed, the message's."""
     record = dlr.record
     if record is None:
+        # No request claimed it within ``unmatched_after`` (or parking overflowed): the
+        # receipt's status belongs to no known message, so the event says "unknown" and
+        # keeps what the receipt said beside it.
         return [
             Event(
                 id=dlr.message_id,
                 client_id=None,
-                status=dlr.status,
+                status="unknown",
                 code=dlr.code,
                 event_at=event_at,
                 account=dlr.account,
                 bind=dlr.bind,
-                reason=dlr.reason or "unmatched: no request found for this message_id",
+                reason=UNMATCHED_REASON,
+                receipt_status=dlr.status,
             )
         ]
     submitted = _iso(record.submitted_at) if record.submitted_at else None
@@ -776,4 +795,4 @@ def _dlr_events(dlr: DlrEvent, event_at: str) -> list[Event]:
     ]
 
 
-__all__ = ["Bridge", "BridgeState"]
+__all__ = ["UNMATCHED_REASON", "Bridge", "BridgeState"]

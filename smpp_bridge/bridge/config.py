@@ -67,6 +67,11 @@ LimitsConfig: TypeAlias = Limits
 
 # The defaults of the pool's own settings are the pool's: one place to change them.
 _POOL = PoolConfig(accounts=())
+# Except this one, the daemon's own: a receipt no request claims is reported (an ``unknown``
+# event, "unmatched receipt") after two minutes, not left unseen for ten. Its message's
+# mapping is stored before the ``sent`` outcome is published, so a receipt that has waited
+# this long will not be matched by waiting longer.
+DEFAULT_UNMATCHED_AFTER = 120.0
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -118,7 +123,7 @@ class PoolSettings(_Section, frozen=True):
     """``PoolConfig`` without its accounts (``[[accounts]]``) and ``correlation_ttl``
     (``[store]``)."""
 
-    unmatched_after: Positive = _POOL.unmatched_after
+    unmatched_after: Positive = DEFAULT_UNMATCHED_AFTER
     inbound_timeout: Positive = _POOL.inbound_timeout
     opt_out_keywords: tuple[str, ...] = _POOL.opt_out_keywords
     reconnect_base: Positive = _POOL.reconnect_base

@@ -641,6 +641,10 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     message_ids: Annotated[
         list[str] | None, Meta(description="every part's message_id, for a multi-part message")
     ] = field(default=None, name="messageIds")
+    receipt_status: Annotated[
+        str | None,
+        Meta(description="for an unmatched receipt (status unknown): the status it reported"),
+    ] = field(default=None, name="receiptStatus")
 
 
 _EVENT_ENCODER: Final = msgspec.json.Encoder()
@@ -682,7 +686,8 @@ def _schema(kind: Any, schema_id: str, title: str, description: str) -> dict[str
         "description": description,
     }
     # msgspec puts the definitions under "$defs" and the root as a "$ref" or "anyOf".
-    return _clean_descriptions(head | generated)
+    cleaned: dict[str, Any] = _clean_descriptions(head | generated)
+    return cleaned
 
 
 def _clean_descriptions(node: Any) -> Any:

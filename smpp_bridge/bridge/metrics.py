@@ -404,6 +404,12 @@ class Metrics:
         self.dlrs_total = r.counter(
             f"{p}dlrs_total", "Delivery receipts received, per event status.", ["status"]
         )
+        self.unmatched_receipts_total = r.counter(
+            f"{p}unmatched_receipts_total",
+            "Delivery receipts no request claimed within unmatched_after, per account"
+            " (published as unknown events).",
+            ["account"],
+        )
         self.inbound_total = r.counter(
             f"{p}inbound_total", "Inbound (MO) messages received, per event status.", ["status"]
         )

@@ -460,3 +460,60 @@ async def test_redelivery_after_a_crash_finishes_what_the_store_says(tmp_path: P
         (unknown,) = events.of("unknown")
         assert unknown["clientId"] == "c-2" and unknown["possibleDuplicate"] is True
         assert len(events.all) == 2
+
+
+async def test_one_entry_repeating_a_client_id_sends_the_first_unflagged(tmp_path: Path) -> None:
+    """One queue entry, two requests with one clientId (as ``smpp-bridge enqueue`` of a file
+    holding both makes): the first is sent once with no ``possibleDuplicate``, the second is
+    the duplicate ``error``."""
+    async with run_simulator(sim_config()) as sim:
+        for policy in ("retry", "report"):
+            (tmp_path / policy).mkdir()
+            config = bridge_config(tmp_path / policy, sim, daemon={"unknown_outcome": policy})
+            async with open_backends(config, consumer="producer", correlation=False) as backends:
+                events = Events(backends.events)
+                async with daemon(config):
+                    await enqueue(backends.requests, [request(1), request(1, text="again")], bulk=2)
+                    await events.wait(lambda ev: ev.of("sent") and ev.of("error"), timeout=30)
+                    await events.wait(lambda ev: "c-1" in finals(ev), timeout=30)
+                    await anyio.sleep(0.2)
+                    await events.poll()
+                found = await backends.store.get("c-1")
+            (sent,) = events.of("sent")
+            assert "possibleDuplicate" not in sent, policy
+            assert sent["requestId"].endswith(":0")
+            (error,) = events.of("error")
+            assert error["requestId"].endswith(":1") and "duplicate clientId" in error["reason"]
+            assert not events.of("unknown")
+            assert found is not None and not found[0].possible_duplicate
+        assert sim.stats.total().accepted == 2  # once per policy
+
+
+async def test_unmatched_receipt_is_an_unknown_event(tmp_path: Path) -> None:
+    """Receipts whose id leads to no request (the SMSC writes them in hex, the account is set
+    to exact ids): after ``unmatched_after`` each is an ``unknown`` event with the SMSC id,
+    the account and ``unmatched receipt``, and counted per account."""
+    ids = {"message_id": {"format": "decimal", "receipt_format": "hex", "start": 1000}}
+    receipts = {"delay": 0.0, "tlvs": False}  # the id only in the text, in hex
+    async with run_simulator(sim_config(submit=ids, receipts=receipts)) as sim:
+        config = bridge_config(
+            tmp_path,
+            sim,
+            pool={"unmatched_after": 0.3},
+            account={"message_id_mode": "exact"},
+        )
+        async with open_backends(config, consumer="producer", correlation=False) as backends:
+            events = Events(backends.events)
+            async with daemon(config) as bridge:
+                await enqueue(backends.requests, [request(n) for n in range(3)], bulk=1)
+                await events.wait(lambda ev: len(ev.of("unknown")) == 3, timeout=30)
+                metrics = bridge.metrics.render().decode()
+    sent = {e["id"] for e in events.of("sent")}
+    assert len(sent) == 3
+    unknown = events.of("unknown")
+    assert {int(e["id"], 16) for e in unknown} == {int(i) for i in sent}
+    for e in unknown:
+        assert e["reason"] == "unmatched receipt" and e["account"] == "main"
+        assert e["clientId"] is None and e["receiptStatus"] == "delivered"
+    assert 'smpp_bridge_unmatched_receipts_total{account="main"} 3' in metrics
+    assert not finals(events)

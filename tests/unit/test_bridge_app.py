@@ -1,15 +1,25 @@
-"""Pure pieces of the daemon: timestamps and the group commit."""
+"""Pieces of the daemon: timestamps, the group commit, and the Bridge's own paths over fakes
+(in-memory queues and stores, no pool)."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smpp_bridge.bridge.app import GroupCommit, _iso
+from smpp_bridge.bridge.app import UNMATCHED_REASON, Bridge, GroupCommit, _iso
+from smpp_bridge.bridge.config import config_from_dict
 from smpp_bridge.bridge.envelope import Event
-from smpp_bridge.pool.dlr import iso_utc
+from smpp_bridge.bridge.store import MemoryMessageStore
+from smpp_bridge.codec.receipt import Receipt
+from smpp_bridge.pool.correlation import MemoryCorrelationStore
+from smpp_bridge.pool.dlr import DlrEvent, iso_utc
+from smpp_bridge.pool.pool import OutboundMessage, SubmitOutcome
+from tests.bridge_fakes import MemoryWorkQueue
 
 
 @given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
@@ -52,3 +62,99 @@ async def test_group_commit_batches_concurrent_callers_and_reports_failures() ->
             await commit.submit([event(100)], True)  # the next batch goes through
             assert flushed[-1][0] == ["100"]
             tg.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------------------------
+# The Bridge's own paths, over fakes: an in-memory queue and stores, no pool, no socket.
+
+
+def make_bridge(**daemon: object) -> tuple[Bridge, MemoryWorkQueue, MemoryWorkQueue]:
+    config = config_from_dict(
+        {
+            "daemon": {"name": "t", **daemon},
+            "queue": {"backend": "sqlite", "path": "unused.db"},
+            "metrics": {"listen": ""},
+            "accounts": [{"name": "main", "system_id": "esme", "password": "pw", "port": 1}],
+        },
+        env={},
+    )
+    requests, events = MemoryWorkQueue("requests"), MemoryWorkQueue("events", keep_acked=True)
+    bridge = Bridge(
+        config,
+        requests=requests,
+        events=events,
+        store=MemoryMessageStore(),
+        correlation=MemoryCorrelationStore(),
+    )
+    return bridge, requests, events
+
+
+async def published(events: MemoryWorkQueue) -> list[dict[str, Any]]:
+    return [json.loads(e.data) for e in await events.tail(None, 1000)]
+
+
+def sent_outcome(message: OutboundMessage, message_id: str) -> SubmitOutcome:
+    return SubmitOutcome(message, "sent", 0, (message_id,), 1, "main", "main-0")
+
+
+@pytest.mark.anyio
+async def test_two_requests_with_one_client_id_in_one_entry_no_false_duplicate_flag() -> None:
+    """The second request gets the duplicate error; the first is an ordinary submit, sent
+    once, and its ``sent`` event does not say ``possibleDuplicate``."""
+    one = {"from": "ACME", "to": "+34600000001", "text": "one", "clientId": "order-77"}
+    two = {"from": "ACME", "to": "+34600000002", "text": "two", "clientId": "order-77"}
+    for policy in ("retry", "report"):
+        bridge, requests, events = make_bridge(unknown_outcome=policy)
+        await requests.publish([json.dumps([one, two]).encode()])
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(bridge._commit.run)
+                leased = await requests.consume(10, wait=0.0)
+                to_send = await bridge._take(leased)
+                assert [m.text for _, m in to_send] == ["one"]
+                assert not bridge._possible_duplicates
+                (request, message) = to_send[0]
+                await bridge.on_outcomes([sent_outcome(message, "m-1")])
+                tg.cancel_scope.cancel()
+        out = await published(events)
+        assert [e["status"] for e in out] == ["error", "sent"], policy
+        error, sent = out
+        assert error["requestId"].endswith(":1") and "duplicate clientId" in error["reason"]
+        assert sent["requestId"] == request.request_id and "possibleDuplicate" not in sent
+        assert requests.batches["ack"] == [[leased[0].id]]
+        found = await bridge.store.get("order-77")
+        assert found is not None and found[0].status == "sent"
+        assert not found[0].possible_duplicate
+
+
+def unmatched(message_id: str, stat: str = "DELIVRD", account: str = "main") -> DlrEvent:
+    return DlrEvent(
+        account=account,
+        receipt=Receipt(message_id=message_id, stat=stat, err="000"),
+        record=None,
+        bind=f"{account}-0",
+        arrived_at=0.0,
+        reason="unmatched: no mapping within 120 s",
+    )
+
+
+@pytest.mark.anyio
+async def test_unmatched_receipts_are_unknown_events_and_counted() -> None:
+    bridge, _, events = make_bridge()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bridge._commit.run)
+            await bridge.on_dlrs([unmatched("00FF01"), unmatched("7", "UNDELIV", "other")])
+            await bridge.on_dlrs([unmatched("8")])
+            tg.cancel_scope.cancel()
+    out = await published(events)
+    assert [(e["status"], e["id"], e["account"], e["reason"]) for e in out] == [
+        ("unknown", "00FF01", "main", UNMATCHED_REASON),
+        ("unknown", "7", "other", UNMATCHED_REASON),
+        ("unknown", "8", "main", UNMATCHED_REASON),
+    ]
+    assert [e["receiptStatus"] for e in out] == ["delivered", "failed", "delivered"]
+    assert all(e["clientId"] is None for e in out)
+    family = bridge.metrics.unmatched_receipts_total
+    assert family.labels("main").value == 2 and family.labels("other").value == 1
+    assert b'smpp_bridge_unmatched_receipts_total{account="main"} 2' in bridge.metrics.render()

@@ -264,6 +264,7 @@ FAMILIES = {
     "submits_total": ("counter", ("account",)),
     "responses_total": ("counter", ("account", "status")),
     "dlrs_total": ("counter", ("status",)),
+    "unmatched_receipts_total": ("counter", ("account",)),
     "inbound_total": ("counter", ("status",)),
     "events_total": ("counter", ("status",)),
     "window_occupancy": ("gauge", ("bind",)),
@@ -293,6 +294,7 @@ def test_metrics_round_trip() -> None:
     metrics.submits_total.labels("main").inc(3)
     metrics.responses_total.labels("main", "ESME_RTHROTTLED").inc()
     metrics.invalid_requests_total.inc(2)
+    metrics.unmatched_receipts_total.labels("main").inc()
     metrics.queue_lag_seconds.labels("requests").set(1.5)
     metrics.latency_queue_to_resp_seconds.observe(0.02)
     metrics.latency_submit_to_dlr_seconds.observe(7200)
@@ -306,6 +308,7 @@ def test_metrics_round_trip() -> None:
     key = ("responses_total", (("account", "main"), ("status", "ESME_RTHROTTLED")))
     assert samples[key] == 1
     assert samples[("invalid_requests_total", ())] == 2
+    assert samples[("unmatched_receipts_total", (("account", "main"),))] == 1
     assert samples[("queue_lag_seconds", (("queue", "requests"),))] == 1.5
     assert samples[("bind_state", (("bind", "main-0"), ("state", "connecting")))] == 0
     assert samples[("bind_state", (("bind", "main-0"), ("state", "bound")))] == 1

@@ -31,7 +31,7 @@ import collections
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ from ..pool.correlation import CorrelationStore
 from ..pool.dlr import DlrEvent
 from ..pool.inbound import InboundMessage
 from ..pool.pool import BindPool, OutboundMessage, PoolClosed, SubmitOutcome, open_pool
-from .config import BridgeConfig
+from .config import BridgeConfig, DaemonConfig
 from .envelope import (
     STATUSES,
     Event,
@@ -71,6 +71,10 @@ OUTCOMES = frozenset({"sent", "error", "unknown"})
 # (a drain) are marked "queued": their redelivery is sent without doubt.
 QUEUED = "queued"
 SUBMITTING = "submitting"
+# Shutdown deadlines beyond ``drain_timeout`` (the CLI's watchdog ends the process at
+# ``drain_timeout`` + ``daemon.SHUTDOWN_GRACE`` whatever is left).
+DRAIN_GRACE = 1.0  # the pool's last publish of outcomes after its drain
+HAND_BACK_TIMEOUT = 1.5  # releasing unsent entries and marking them queued
 # The reason of the ``unknown`` event of a receipt no request claimed.
 UNMATCHED_REASON = "unmatched receipt"
 
@@ -97,6 +101,7 @@ class _Request:
     client_id: str | None
     taken_at: float  # anyio clock when leased, for queue -> submit_sm_resp latency
     enqueued_at: float  # wall clock of the entry's publish
+    offered: bool = False  # given to ``pool.send_many`` (it may have reached a bind)
 
 
 @dataclass
@@ -168,6 +173,12 @@ class Bridge:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         daemon = self.config.daemon
+        try:
+            await self._run(daemon, task_status)
+        finally:
+            self._stopped.set()
+
+    async def _run(self, daemon: DaemonConfig, task_status: anyio.abc.TaskStatus[None]) -> None:
         async with anyio.create_task_group() as outer:
             # The committer outlives the pool: the drain still publishes outcomes through it.
             outer.start_soon(self._commit.run)
@@ -189,18 +200,41 @@ class Bridge:
                         self._ready.set()
                         task_status.started()
                         await self._consume()
-                    # Stopping: no more consuming; let the pool settle what it has.
-                    self.state.stopping = True
-                    log.info("draining", in_flight=len(self._inflight), entries=len(self._entries))
-                    unsent = await pool.drain(daemon.drain_timeout)
-                    await self._hand_back([m.id for m in unsent])
-                    # Requests taken but never handed to the pool (the drain interrupted a
-                    # batch) go back too: every other one has had its outcome by now.
-                    await self._hand_back(list(self._inflight))
+                    await self._shutdown(pool)
                     tg.cancel_scope.cancel()
             outer.cancel_scope.cancel()
-        self._stopped.set()
         log.info("stopped", settled=self.state.settled, acked=self.state.acked_entries)
+
+    async def _shutdown(self, pool: BindPool) -> None:
+        """The drain, every step with its own deadline (nothing here waits on a peer or a
+        backend without one): the pool settles what it has for ``drain_timeout`` (plus
+        ``DRAIN_GRACE`` for its last publish); then whatever was never handed to a bind goes
+        back to the queue, within ``HAND_BACK_TIMEOUT``."""
+        daemon = self.config.daemon
+        self.state.stopping = True
+        log.info("draining", in_flight=len(self._inflight), entries=len(self._entries))
+        unsent: list[OutboundMessage] = []
+        with anyio.move_on_after(daemon.drain_timeout + DRAIN_GRACE) as drain_scope:
+            unsent = await pool.drain(daemon.drain_timeout)
+        drained = not drain_scope.cancelled_caught
+        if not drained:
+            log.warning(
+                "drain overran its deadline: requests without an outcome are left to their "
+                "leases (redelivered as unknown outcomes)",
+                in_flight=len(self._inflight),
+                deadline=daemon.drain_timeout + DRAIN_GRACE,
+            )
+        with anyio.move_on_after(HAND_BACK_TIMEOUT) as back_scope:
+            await self._hand_back([m.id for m in unsent])
+            # Requests the pool never held (the drain interrupted a batch) go back too. After a
+            # completed drain every request the pool held has had its outcome or was in
+            # ``unsent``; after an overrun only those never offered to the pool are certain.
+            certain = [r for r, q in self._inflight.items() if drained or not q.offered]
+            await self._hand_back(certain)
+            if self._inflight:
+                await self._hand_back(list(self._inflight), unsure=True)
+        if back_scope.cancelled_caught:
+            log.warning("hand back overran its deadline: the leases will run out instead")
 
     def stop(self) -> None:
         """Begin a graceful drain (idempotent)."""
@@ -409,8 +443,14 @@ class Bridge:
         pool = self.pool
         assert pool is not None
         taken = len(to_send)
+
+        def offer() -> Iterator[OutboundMessage]:
+            for request, message in to_send:
+                request.offered = True
+                yield message
+
         try:
-            await pool.send_many(message for _, message in to_send)
+            await pool.send_many(offer())
         except PoolClosed as exc:
             # Draining, or every bind of the account stopped (refused credentials): give the
             # rest back to the queue; outside a drain, not to be retried at once.
@@ -427,9 +467,13 @@ class Bridge:
             for account, n in counts.items():
                 self.metrics.submits_total.labels(account).inc(n)
 
-    async def _hand_back(self, request_ids: Sequence[str], *, delay: float = 0.0) -> None:
+    async def _hand_back(
+        self, request_ids: Sequence[str], *, delay: float = 0.0, unsure: bool = False
+    ) -> None:
         """Requests that never left: their entries are released (not acknowledged), so they are
-        redelivered; requests of those entries that did settle are recognised by the store."""
+        redelivered; requests of those entries that did settle are recognised by the store.
+        ``unsure``: they may have reached a bind, so they are not marked queued (their
+        redelivery is an unknown outcome, per the account's policy), only released."""
         release: set[str] = set()
         back: list[str] = []
         for request_id in request_ids:
@@ -441,7 +485,7 @@ class Bridge:
             request.entry.pending -= 1
             if request.entry.pending == 0:
                 release.add(request.entry.leased.id)
-        if back:
+        if back and not unsure:
             # Never handed to a bind: a redelivery may send them without doubt.
             await self.store.mark(back, QUEUED)
         if release:

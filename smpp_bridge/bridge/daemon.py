@@ -1,11 +1,19 @@
 """Opening what a configuration names (queues, stores, sinks, the HTTP endpoint) and running
-the daemon over it, with signals: the first SIGTERM/SIGINT drains, a second exits at once."""
+the daemon over it, with signals: the first SIGTERM/SIGINT drains, a second exits at once.
+
+The drain has a hard deadline: ``drain_timeout`` + ``SHUTDOWN_GRACE`` after the first signal
+the process ends whatever is still running (the CLI, ``hard_exit``: from a watchdog thread,
+so that not even a blocked event loop holds it; exit status ``EXIT_SHUTDOWN_DEADLINE``).
+Nothing is lost by it: entries not acknowledged are redelivered when their leases run out,
+and what was not settled is recognised by the message store."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +32,10 @@ from .store import MemoryMessageStore, MessageStore, RedisMessageStore, SqliteMe
 log = structlog.get_logger("smpp_bridge.bridge")
 
 EXIT_SECOND_SIGNAL = 130
+EXIT_SHUTDOWN_DEADLINE = 124  # as timeout(1): the drain overran drain_timeout + SHUTDOWN_GRACE
+# Seconds past ``drain_timeout`` the whole shutdown may take (drain, last group commit, hand
+# back, closing stores and the webhook forwarder); the brief is drain_timeout + 5 s.
+SHUTDOWN_GRACE = 4.5
 
 
 @dataclass
@@ -117,55 +129,121 @@ async def run_daemon(
 ) -> None:
     """Run until a signal (or cancellation): consume, submit, publish; drain on the way out.
 
-    ``hard_exit``: a second signal ends the process at once (the CLI); otherwise it cancels.
+    ``hard_exit``: a second signal, or the shutdown deadline, ends the process at once (the
+    CLI); otherwise they cancel.
     """
     metrics = Metrics()
-    async with open_backends(config) as backends:
-        bridge = Bridge(
-            config,
-            requests=backends.requests,
-            events=backends.events,
-            store=backends.store,
-            correlation=backends.correlation,
-            outbox=backends.outbox,
-            metrics=metrics,
-        )
-        async with anyio.create_task_group() as tg:
-            if signals:
-                tg.start_soon(_signals, bridge, tg.cancel_scope, hard_exit)
-            if config.metrics.listen:
-                await tg.start(_serve_http, config, bridge, metrics)
-            if config.webhook is not None and backends.outbox is not None:
-                from .webhook import WebhookForwarder
-
-                forwarder = WebhookForwarder(config.webhook, backends.outbox, metrics=metrics)
-                tg.start_soon(forwarder.run)
-            await tg.start(bridge.run)
-            log.info(
-                "daemon started",
-                name=config.daemon.name,
-                queue=config.queue.backend,
-                accounts=[a.name for a in config.accounts],
+    # Armed by the first signal, disarmed only once the backends are closed too.
+    watchdog = _Watchdog(config.daemon.drain_timeout + SHUTDOWN_GRACE, hard_exit)
+    try:
+        async with open_backends(config) as backends:
+            bridge = Bridge(
+                config,
+                requests=backends.requests,
+                events=backends.events,
+                store=backends.store,
+                correlation=backends.correlation,
+                outbox=backends.outbox,
+                metrics=metrics,
             )
-            task_status.started(bridge)
-            await bridge.stopped()
-            tg.cancel_scope.cancel()
+            await _run(
+                config,
+                bridge,
+                backends=backends,
+                metrics=metrics,
+                watchdog=watchdog,
+                signals=signals,
+                task_status=task_status,
+            )
+    finally:
+        watchdog.cancel()
 
 
-async def _signals(bridge: Bridge, scope: anyio.CancelScope, hard_exit: bool) -> None:
+class _Watchdog:
+    """The shutdown deadline, armed by the first signal. With ``hard_exit`` a thread ends the
+    process at the deadline (a stuck event loop cannot hold it); otherwise ``scope`` (the
+    daemon's task group) is cancelled then."""
+
+    def __init__(self, deadline: float, hard_exit: bool) -> None:
+        self.deadline = deadline
+        self.hard_exit = hard_exit
+        self._timer: threading.Timer | None = None
+
+    def arm(self, tg: anyio.abc.TaskGroup) -> None:
+        if self.hard_exit:
+            if self._timer is None:
+                self._timer = threading.Timer(self.deadline, self._exit)
+                self._timer.daemon = True
+                self._timer.start()
+        else:
+            tg.start_soon(self._cancel_later, tg.cancel_scope)
+
+    def _exit(self) -> None:
+        log.error("shutdown deadline passed: exiting now", deadline=self.deadline)
+        sys.stderr.flush()
+        os._exit(EXIT_SHUTDOWN_DEADLINE)
+
+    async def _cancel_later(self, scope: anyio.CancelScope) -> None:
+        await anyio.sleep(self.deadline)
+        log.error("shutdown deadline passed: cancelling", deadline=self.deadline)
+        scope.cancel()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+async def _run(
+    config: BridgeConfig,
+    bridge: Bridge,
+    *,
+    backends: Backends,
+    metrics: Metrics,
+    watchdog: _Watchdog,
+    signals: bool,
+    task_status: anyio.abc.TaskStatus[Bridge],
+) -> None:
+    async with anyio.create_task_group() as tg:
+        if signals:
+            tg.start_soon(_signals, bridge, tg, watchdog)
+        if config.metrics.listen:
+            await tg.start(_serve_http, config, bridge, metrics)
+        if config.webhook is not None and backends.outbox is not None:
+            from .webhook import WebhookForwarder
+
+            forwarder = WebhookForwarder(config.webhook, backends.outbox, metrics=metrics)
+            tg.start_soon(forwarder.run)
+        await tg.start(bridge.run)
+        log.info(
+            "daemon started",
+            name=config.daemon.name,
+            queue=config.queue.backend,
+            accounts=[a.name for a in config.accounts],
+        )
+        task_status.started(bridge)
+        await bridge.stopped()
+        tg.cancel_scope.cancel()
+
+
+async def _signals(bridge: Bridge, tg: anyio.abc.TaskGroup, watchdog: _Watchdog) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
         count = 0
         async for signum in received:
             count += 1
             if count == 1:
-                log.info("signal: draining", signal=signal.Signals(signum).name)
+                log.info(
+                    "signal: draining",
+                    signal=signal.Signals(signum).name,
+                    deadline=watchdog.deadline,
+                )
+                watchdog.arm(tg)
                 bridge.stop()
             else:
                 # Leases not acknowledged run out and the work is redelivered: nothing is lost.
                 log.warning("second signal: exiting now", signal=signal.Signals(signum).name)
-                if hard_exit:
+                if watchdog.hard_exit:
                     os._exit(EXIT_SECOND_SIGNAL)
-                scope.cancel()
+                tg.cancel_scope.cancel()
                 return
 
 

@@ -161,7 +161,7 @@ class Bridge:
         self._stop_scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
         self._ready = anyio.Event()
-        self._commit = GroupCommit(self._flush)
+        self._commit = GroupCommit(self._flush, on_error=self._commit_failed)
         self._per_entry = 1.0  # requests per queue entry, smoothed
         # Per-message logs (ids, and the text) only when debug is on: checked once, not per call.
         self._debug = log.bind().is_enabled_for(logging.DEBUG)
@@ -618,14 +618,23 @@ class Bridge:
             metrics.events_total.labels(event.status).inc()
         await self._commit.submit(events, store)
 
-    async def _flush(self, events: list[Event], stored: list[Event]) -> None:
-        """One group commit: one publish per queue, one store call."""
-        payloads = encode_events(events)
-        await self.events.publish(payloads)
-        if self.outbox is not None:
+    async def _flush(self, batch: CommitBatch) -> None:
+        """One group commit: one publish per queue, one store call; each step once, however
+        often a failure makes the committer try the batch again."""
+        steps = batch.steps
+        payloads = encode_events(batch.events)
+        if "events" not in steps:
+            await self.events.publish(payloads)
+            steps.add("events")
+        if self.outbox is not None and "outbox" not in steps:
             await self.outbox.publish(payloads)
-        if stored:
-            await self.store.apply(stored)
+            steps.add("outbox")
+        if batch.stored and "store" not in steps:
+            await self.store.apply(batch.stored)
+            steps.add("store")
+
+    def _commit_failed(self, exc: Exception) -> None:
+        self.state.last_error = f"event write failed: {exc}"
 
     async def _ack(self, ids: list[str]) -> None:
         await self.requests.ack(ids)
@@ -677,47 +686,76 @@ class Bridge:
 
 class GroupCommit:
     """Many tasks' events, one write: ``submit`` adds to the batch being gathered and waits
-    until a flush that includes it has finished (raising that flush's error, so a caller never
-    acknowledges what was not written). One flush runs at a time; whatever arrives meanwhile
-    goes into the next one. Batches grow with load, latency stays one flush."""
+    until a flush that includes it has finished. One flush runs at a time; whatever arrives
+    meanwhile goes into the next one. Batches grow with load, latency stays one flush.
 
-    def __init__(self, flush: Callable[[list[Event], list[Event]], Awaitable[None]]) -> None:
+    A flush that fails is tried again, the same batch, with backoff (``retry_base`` doubling
+    up to ``retry_cap``), until it goes through: a caller never returns before its events are
+    written (so it never acknowledges what was not), and a backend hiccup is a pause, not a
+    lost outcome or receipt nor a crashed pool. ``flush`` gets the ``CommitBatch`` and records
+    the steps it has done in ``batch.steps``, so that a retry does not repeat them (no event
+    published twice because the store write after it failed)."""
+
+    def __init__(
+        self,
+        flush: Callable[[CommitBatch], Awaitable[None]],
+        *,
+        retry_base: float = 0.05,
+        retry_cap: float = 2.0,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
         self._flush = flush
-        self._events: list[Event] = []
-        self._stored: list[Event] = []
-        self._batch = _Batch()
+        self._batch = CommitBatch()
         self._wake = anyio.Event()
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._on_error = on_error
         self.flushes = 0
+        self.failures = 0
 
     async def submit(self, events: list[Event], store: bool) -> None:
-        self._events += events
-        if store:
-            self._stored += events
         batch = self._batch
+        batch.events += events
+        if store:
+            batch.stored += events
         self._wake.set()
         await batch.done.wait()
-        if batch.error is not None:
-            raise batch.error
 
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
-            events, stored, batch = self._events, self._stored, self._batch
-            self._events, self._stored, self._batch = [], [], _Batch()
-            try:
-                await self._flush(events, stored)
-            except Exception as exc:  # each waiter re-raises it; the next batch tries again
-                batch.error = exc
-                log.warning("event write failed", error=str(exc), events=len(events))
+            batch, self._batch = self._batch, CommitBatch()
+            delay = self._retry_base
+            while True:
+                try:
+                    await self._flush(batch)
+                    break
+                except Exception as exc:  # tried again: the callers wait
+                    self.failures += 1
+                    if self._on_error is not None:
+                        self._on_error(exc)
+                    log.warning(
+                        "event write failed: trying again",
+                        error=str(exc),
+                        events=len(batch.events),
+                        done=sorted(batch.steps),
+                        retry_in=delay,
+                    )
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, self._retry_cap)
             self.flushes += 1
             batch.done.set()
 
 
 @dataclass(eq=False, slots=True)
-class _Batch:
+class CommitBatch:
+    """One group commit: every event, those also to be stored, and the steps already done."""
+
+    events: list[Event] = field(default_factory=list)
+    stored: list[Event] = field(default_factory=list)
+    steps: set[str] = field(default_factory=set)
     done: anyio.Event = field(default_factory=anyio.Event)
-    error: Exception | None = None
 
 
 # ---------------------------------------------------------------------- event builders
@@ -839,4 +877,4 @@ def _dlr_events(dlr: DlrEvent, event_at: str) -> list[Event]:
     ]
 
 
-__all__ = ["UNMATCHED_REASON", "Bridge", "BridgeState"]
+__all__ = ["UNMATCHED_REASON", "Bridge", "BridgeState", "CommitBatch", "GroupCommit"]

@@ -113,8 +113,8 @@ class MessageStore(Protocol):
         ...
 
     async def mark(self, request_ids: Sequence[str], status: str) -> None:
-        """Set the status of these messages (a terminal one is kept unless ``status`` is
-        terminal too)."""
+        """Set the status of these messages, forward only (``marked``: never to a lower
+        ``status_rank``, so a terminal one is kept unless ``status`` is terminal too)."""
         ...
 
     async def apply(self, events: Sequence[Event]) -> None:
@@ -182,8 +182,11 @@ def merge_event(record: MessageRecord, event: Event, now: float) -> None:
 
 
 def marked(record: MessageRecord, status: str, now: float) -> bool:
-    """Set ``status`` on ``record`` unless that would undo a terminal one; whether it did."""
-    if record.status in TERMINAL_STATUSES and status not in TERMINAL_STATUSES:
+    """Set ``status`` on ``record`` unless that would move it back (``status_rank``: a
+    terminal status is only replaced by another terminal one, and a message the SMSC took is
+    never marked ``queued`` or ``submitting`` again, whose redelivery would send it as if for
+    the first time); whether it did."""
+    if status_rank(status) < status_rank(record.status):
         return False
     record.status = status
     record.updated_at = now
@@ -696,7 +699,6 @@ class SqliteMessageStore(_StoreBase):
 # Redis
 
 _LUA_RANKS: Final = "{" + ", ".join(f'["{s}"] = {r}' for s, r in sorted(_RANKS.items())) + "}"
-_LUA_TERMINAL: Final = "{" + ", ".join(f'["{s}"] = true' for s in sorted(TERMINAL_STATUSES)) + "}"
 
 # ARGV: prefix, now, window, ttl, then per record: namespaced key, request id, created_at,
 # n, and n hash field/value arguments. Returns {position, HGETALL} of records that existed.
@@ -799,12 +801,13 @@ return applied
 
 # ARGV: prefix, now, status, request ids...
 _MARK_LUA: Final = f"""
-local TERMINAL = {_LUA_TERMINAL}
+local RANK = {_LUA_RANKS}
+local function rank(s) return RANK[s] or 0 end
 local prefix, now, status = ARGV[1], ARGV[2], ARGV[3]
 for i = 4, #ARGV do
   local mk = prefix .. ':m:' .. ARGV[i]
   local cur = redis.call('HGET', mk, 'status')
-  if cur and (TERMINAL[status] or not TERMINAL[cur]) then
+  if cur and rank(status) >= rank(cur) then
     redis.call('HSET', mk, 'status', status, 'updated', now)
   end
 end

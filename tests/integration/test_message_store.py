@@ -262,6 +262,12 @@ async def test_mark(store: MessageStore) -> None:
             assert found is not None
             statuses.append(found[0].status)
         assert statuses == ["submitting", "delivered", "failed"]
+        # A message the SMSC took is never marked back to before its submit.
+        await store.apply([event("1:0", "sent", id="m0")])
+        await store.mark(["1:0"], "queued")
+        await store.mark(["1:0"], "submitting")
+        found = await store.get("1:0")
+        assert found is not None and found[0].status == "sent"
 
 
 async def test_apply_moves_status_and_keeps_history(backend: Backend) -> None:

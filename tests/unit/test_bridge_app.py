@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smpp_bridge.bridge.app import UNMATCHED_REASON, Bridge, GroupCommit, _iso
+from smpp_bridge.bridge.app import UNMATCHED_REASON, Bridge, CommitBatch, GroupCommit, _iso
 from smpp_bridge.bridge.config import config_from_dict
 from smpp_bridge.bridge.envelope import Event
 from smpp_bridge.bridge.store import MemoryMessageStore
@@ -32,17 +32,20 @@ def event(n: int) -> Event:
 
 
 @pytest.mark.anyio
-async def test_group_commit_batches_concurrent_callers_and_reports_failures() -> None:
+async def test_group_commit_batches_concurrent_callers_and_retries_failures() -> None:
     flushed: list[tuple[list[str], list[str]]] = []
-    fail = False
+    failures = 0
+    errors: list[Exception] = []
 
-    async def flush(events: list[Event], stored: list[Event]) -> None:
+    async def flush(batch: CommitBatch) -> None:
+        nonlocal failures
         await anyio.sleep(0.01)
-        if fail:
+        if failures:
+            failures -= 1
             raise OSError("disk full")
-        flushed.append(([e.id or "" for e in events], [e.id or "" for e in stored]))
+        flushed.append(([e.id or "" for e in batch.events], [e.id or "" for e in batch.stored]))
 
-    commit = GroupCommit(flush)
+    commit = GroupCommit(flush, retry_base=0.01, retry_cap=0.02, on_error=errors.append)
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             tg.start_soon(commit.run)
@@ -55,13 +58,42 @@ async def test_group_commit_batches_concurrent_callers_and_reports_failures() ->
             assert sorted(i for f in flushed for i in f[1]) == sorted(
                 str(n) for n in range(0, 20, 2)
             )
-            fail = True
-            with pytest.raises(OSError, match="disk full"):
-                await commit.submit([event(99)], True)
-            fail = False
-            await commit.submit([event(100)], True)  # the next batch goes through
+            # A failing write is tried again until it goes through; the caller just waits.
+            failures = 3
+            await commit.submit([event(99)], True)
+            assert flushed[-1] == (["99"], ["99"])
+            assert commit.failures == 3 and len(errors) == 3
+            await commit.submit([event(100)], True)  # and the next batch goes through
             assert flushed[-1][0] == ["100"]
             tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_a_retried_commit_does_not_publish_twice() -> None:
+    """The store write fails after the events were published: the retry only writes the
+    store, so the events queue holds each event once."""
+    bridge, _, events = make_bridge()
+    store = bridge.store
+    assert isinstance(store, MemoryMessageStore)
+    apply = store.apply
+    fails = 2
+
+    async def flaky_apply(batch: Any) -> None:
+        nonlocal fails
+        if fails:
+            fails -= 1
+            raise OSError("database is locked")
+        await apply(batch)
+
+    store.apply = flaky_apply  # type: ignore[method-assign,assignment]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bridge._commit.run)
+            await bridge.on_dlrs([unmatched("1"), unmatched("2")])
+            tg.cancel_scope.cancel()
+    assert [e["id"] for e in await published(events)] == ["1", "2"]
+    assert bridge._commit.failures == 2
+    assert bridge.state.last_error is not None and "locked" in bridge.state.last_error
 
 
 # --------------------------------------------------------------------------------------------

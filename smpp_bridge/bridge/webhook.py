@@ -6,10 +6,26 @@ backoff with full jitter), the leases of everything in flight are renewed period
 on shutdown whatever was not delivered is released for the next run. Nothing is dropped
 unless ``max_attempts`` is set; an event that exhausts it goes to the queue's dead letters.
 
-Receivers check authenticity with ``verify_signature``: the signature is an HMAC-SHA256 of
-``"<timestamp>.<body>"`` under the shared secret, so a captured request cannot be replayed
-with another timestamp, and the ``Idempotency-Key`` (the queue entry id, the same on every
-retry and redelivery) lets them drop duplicates.
+Receivers check authenticity with ``verify_signature``. Each signed POST carries:
+
+- ``X-Smpp-Bridge-Timestamp``: the send time, whole seconds since the Unix epoch, in ASCII
+  decimal digits (a retry carries a new timestamp and a new signature);
+- ``Idempotency-Key``: the queue entry id, the same on every retry and redelivery of one event,
+  so receivers can drop duplicates. It is 1 to 200 visible ASCII characters (``!`` to ``~``)
+  other than ``.``; every queue backend's ids are digits and ``-``;
+- ``X-Smpp-Bridge-Signature``: ``sha256=`` and the lowercase hex HMAC-SHA256, under the shared
+  secret (its UTF-8 bytes), of the bytes::
+
+      <timestamp> "." <idempotency key> "." <raw body>
+
+  for example ``b"1700000000.42." + body``. Neither the timestamp nor the key can contain a
+  ``.``, so the three parts cannot be shifted into one another.
+
+``verify_signature`` refuses (returns False, never raises) a bad or missing signature, a key
+or body other than the signed ones, a timestamp that is not plain digits, more than
+``max_age`` seconds old (default 300) or more than ``max_skew`` seconds ahead (default 60). A
+captured request therefore replays only within the window, and then with its key, which the
+receiver has already seen.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ import hashlib
 import hmac
 import math
 import random
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -41,6 +58,7 @@ __all__ = [
     "WebhookConfig",
     "WebhookForwarder",
     "sign",
+    "signable_key",
     "verify_signature",
 ]
 
@@ -49,6 +67,15 @@ log = structlog.get_logger("smpp_bridge.bridge.webhook")
 SIGNATURE_HEADER: Final = "X-Smpp-Bridge-Signature"
 TIMESTAMP_HEADER: Final = "X-Smpp-Bridge-Timestamp"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+
+# verify_signature's defaults: how old a timestamp may be, and how far ahead of the clock.
+DEFAULT_MAX_AGE: Final = 300.0
+DEFAULT_MAX_SKEW: Final = 60.0
+# A timestamp longer than this is refused before it is turned into a number.
+_MAX_TIMESTAMP_DIGITS: Final = 15
+# Idempotency keys the signature can cover: visible ASCII but ".", at most 200 characters.
+_KEY = re.compile(r"[!-\-/-~]{1,200}")
+_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 
 # Lease renewal when the queue does not tell its visibility timeout.
 DEFAULT_RENEW_EVERY: Final = 10.0
@@ -128,39 +155,69 @@ def _key(secret: str | bytes) -> bytes:
     return secret.encode() if isinstance(secret, str) else secret
 
 
-def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
-    """The ``X-Smpp-Bridge-Signature`` value: ``sha256=<hex HMAC-SHA256(secret,
-    timestamp + "." + body)>``."""
-    mac = hmac.new(_key(secret), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def signable_key(key: str) -> bool:
+    """Whether ``key`` can be an ``Idempotency-Key`` under the signature (see the module)."""
+    return _KEY.fullmatch(key) is not None
+
+
+def sign(secret: str | bytes, timestamp: str, idempotency_key: str, body: bytes) -> str:
+    """The ``X-Smpp-Bridge-Signature`` value: ``sha256=<lowercase hex HMAC-SHA256(secret,
+    timestamp + "." + idempotency_key + "." + body)>``.
+
+    ValueError when ``timestamp`` is not ASCII digits or ``idempotency_key`` is not signable
+    (:func:`signable_key`).
+    """
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        raise ValueError(f"timestamp: expected ASCII decimal digits, got {timestamp!r}")
+    if not signable_key(idempotency_key):
+        raise ValueError(
+            "idempotency key: expected 1 to 200 visible ASCII characters other than '.', "
+            f"got {idempotency_key!r}"
+        )
+    message = b".".join((timestamp.encode("ascii"), idempotency_key.encode("ascii"), body))
+    return "sha256=" + hmac.new(_key(secret), message, hashlib.sha256).hexdigest()
 
 
 def verify_signature(
     secret: str | bytes,
     timestamp: str,
+    idempotency_key: str,
     body: bytes,
     header: str,
     *,
-    max_age: float | None = None,
+    max_age: float | None = DEFAULT_MAX_AGE,
+    max_skew: float = DEFAULT_MAX_SKEW,
     now: float | None = None,
 ) -> bool:
     """True when ``header`` (the ``X-Smpp-Bridge-Signature`` value) signs ``timestamp`` (the
-    ``X-Smpp-Bridge-Timestamp`` value) and ``body`` (the raw request body) with ``secret``.
+    ``X-Smpp-Bridge-Timestamp`` value), ``idempotency_key`` (the ``Idempotency-Key`` value) and
+    ``body`` (the raw request body) with ``secret``, and the timestamp is recent.
 
-    With ``max_age`` (seconds), a timestamp further than that from ``now`` (default: the
-    current time) is refused too, which bounds replays of a captured request.
+    Recent: at most ``max_age`` seconds before ``now`` (default: the current time) and at most
+    ``max_skew`` seconds after it. ``max_age=None`` drops the age bound, and with it the bound
+    on replays: only for a receiver that remembers every idempotency key it has seen.
+
+    Never raises for any header values (False instead); ValueError only for a negative or
+    non-finite ``max_age`` or ``max_skew``.
     """
-    if not timestamp.isascii() or not timestamp.isdigit():
+    for name, bound in (("max_age", max_age), ("max_skew", max_skew)):
+        if bound is not None and not (math.isfinite(bound) and bound >= 0):
+            raise ValueError(f"{name}: must be a finite number >= 0, got {bound!r}")
+    if not (
+        0 < len(timestamp) <= _MAX_TIMESTAMP_DIGITS and timestamp.isascii() and timestamp.isdigit()
+    ):
         return False
-    if max_age is not None:
-        current = time.time() if now is None else now
-        if abs(current - int(timestamp)) > max_age:
-            return False
+    current = time.time() if now is None else now
+    age = current - int(timestamp)
+    if age < -max_skew or (max_age is not None and age > max_age):
+        return False
+    if not signable_key(idempotency_key):
+        return False
     scheme, _, digest = header.strip().partition("=")
-    if scheme != "sha256" or not digest:
+    if scheme != "sha256" or _DIGEST.fullmatch(digest) is None:
         return False
-    expected = sign(secret, timestamp, body)
-    return hmac.compare_digest(expected.encode(), f"sha256={digest.lower()}".encode())
+    expected = sign(secret, timestamp, idempotency_key, body)
+    return hmac.compare_digest(expected.encode("ascii"), f"sha256={digest.lower()}".encode("ascii"))
 
 
 # --------------------------------------------------------------------------- the forwarder
@@ -359,6 +416,14 @@ class WebhookForwarder:
         max_attempts = self.config.max_attempts
         failures = 0
         try:
+            if self.config.secret is not None and not signable_key(entry.id):
+                # Not a queue this package ships (their ids are digits and "-"): the
+                # signature could not cover this key, so the event cannot be sent signed.
+                reason = f"webhook: entry id {entry.id!r} cannot be signed as an idempotency key"
+                self._dead.inc()
+                log.warning("webhook_dead_letter", entry=entry.id, reason=reason)
+                self._settle_dead(entry.id, reason)
+                return
             while True:
                 failed = await self._post(client, entry)
                 if failed is None:
@@ -403,7 +468,7 @@ class WebhookForwarder:
         headers = {TIMESTAMP_HEADER: timestamp, IDEMPOTENCY_HEADER: entry.id}
         secret = self.config.secret
         if secret is not None:
-            headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+            headers[SIGNATURE_HEADER] = sign(secret, timestamp, entry.id, body)
         try:
             response = await client.post(self.config.url, content=body, headers=headers)
         except (httpx.HTTPError, OSError) as exc:

@@ -12,7 +12,7 @@ import socket
 import ssl
 import struct
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from anyio.streams.tls import TLSListener
 
 from smpp_bridge.bridge.metrics import Metrics
 from smpp_bridge.bridge.queues import QueueClosedError, WorkQueue, open_queue
+from smpp_bridge.bridge.queues.base import Leased
 from smpp_bridge.bridge.webhook import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -217,6 +218,19 @@ async def outbox(kind: str, tmp_path: Path) -> AsyncIterator[WorkQueue]:
                 await client.delete(keys)
 
 
+def signed(r: Received, *, now: float | None = None) -> bool:
+    """Whether a received POST verifies, as a receiver checks it: from its headers alone,
+    with the default replay window."""
+    return verify_signature(
+        SECRET,
+        r.headers[TIMESTAMP_HEADER.lower()],
+        r.headers[IDEMPOTENCY_HEADER.lower()],
+        r.body,
+        r.headers[SIGNATURE_HEADER.lower()],
+        now=now,
+    )
+
+
 def acked_batches(queue: WorkQueue) -> list[list[str]] | None:
     return queue.batches["ack"] if isinstance(queue, MemoryWorkQueue) else None
 
@@ -226,22 +240,103 @@ def acked_batches(queue: WorkQueue) -> list[list[str]] | None:
 
 def test_signature_round_trip_and_refusals() -> None:
     body = event(1)
-    header = sign(SECRET, "1700000000", body)
+    now = 1700000000
+    header = sign(SECRET, "1700000000", "42", body)
     assert header.startswith("sha256=") and len(header) == 7 + 64
-    assert verify_signature(SECRET, "1700000000", body, header)
+    assert verify_signature(SECRET, "1700000000", "42", body, header, now=now)
     assert verify_signature(
-        SECRET.encode(), "1700000000", body, header.upper().replace("SHA", "sha")
+        SECRET.encode(), "1700000000", "42", body, header.upper().replace("SHA", "sha"), now=now
     )
-    assert not verify_signature(SECRET, "1700000000", body + b" ", header)
-    assert not verify_signature(SECRET, "1700000001", body, header)
-    assert not verify_signature("other", "1700000000", body, header)
-    assert not verify_signature(SECRET, "1700000000", body, header.replace("sha256=", "sha1="))
-    assert not verify_signature(SECRET, "1700000000", body, "sha256=")
-    assert not verify_signature(SECRET, "17e8", body, header)
-    assert not verify_signature(SECRET, "", body, header)
-    # Replay window.
-    assert verify_signature(SECRET, "1700000000", body, header, max_age=300, now=1700000100)
-    assert not verify_signature(SECRET, "1700000000", body, header, max_age=300, now=1700000400)
+    assert not verify_signature(SECRET, "1700000000", "42", body + b" ", header, now=now)
+    assert not verify_signature(SECRET, "1700000001", "42", body, header, now=now)
+    assert not verify_signature(SECRET, "1700000000", "43", body, header, now=now)
+    assert not verify_signature("other", "1700000000", "42", body, header, now=now)
+    assert not verify_signature(
+        SECRET, "1700000000", "42", body, header.replace("sha256=", "sha1="), now=now
+    )
+    assert not verify_signature(SECRET, "1700000000", "42", body, "sha256=", now=now)
+    assert not verify_signature(SECRET, "1700000000", "42", body, header + "0", now=now)
+    assert not verify_signature(SECRET, "17e8", "42", body, header, now=now)
+    assert not verify_signature(SECRET, "", "42", body, header, now=now)
+
+
+def test_signature_is_hmac_of_timestamp_key_and_body() -> None:
+    """The documented string, computed independently of ``sign``."""
+    import hashlib
+    import hmac
+
+    body = event(7)
+    expected = hmac.new(SECRET.encode(), b"1700000000.1700000000000-3." + body, hashlib.sha256)
+    assert sign(SECRET, "1700000000", "1700000000000-3", body) == f"sha256={expected.hexdigest()}"
+
+
+def test_the_idempotency_key_is_signed() -> None:
+    """Another key, or bytes moved between the key and the body, fail."""
+    body = b'{"id": "m1"}'
+    header = sign(SECRET, "1700000000", "1-0", body)
+    assert verify_signature(SECRET, "1700000000", "1-0", body, header, now=1700000000)
+    for key, other_body in (("2-0", body), ("1", b"-0" + body), ("1-0{", body[1:])):
+        assert not verify_signature(
+            SECRET, "1700000000", key, other_body, header, now=1700000000
+        ), key
+    # A key the scheme cannot delimit is refused on both sides.
+    for bad in ("", "a.b", "has space", "caf\u00e9", "x" * 201, "\ud800"):
+        assert not verify_signature(SECRET, "1700000000", bad, body, header, now=1700000000)
+        with pytest.raises(ValueError, match="idempotency key"):
+            sign(SECRET, "1700000000", bad, body)
+    with pytest.raises(ValueError, match="timestamp"):
+        sign(SECRET, "-1", "1", body)
+
+
+def test_replay_window_is_on_by_default() -> None:
+    body = event(1)
+    ts = 1700000000
+    header = sign(SECRET, str(ts), "9", body)
+
+    def ok(now: float, max_age: float | None = 300.0, max_skew: float = 60.0) -> bool:
+        return verify_signature(
+            SECRET, str(ts), "9", body, header, now=now, max_age=max_age, max_skew=max_skew
+        )
+
+    assert ok(ts) and ok(ts + 300) and ok(ts - 60)
+    assert not ok(ts + 301)  # default max_age 300 s
+    assert not ok(ts + 365 * 86400)  # signed a year ago
+    assert not ok(ts - 61)  # too far in the future: default max_skew 60 s
+    assert ok(ts + 1000, max_age=1000) and not ok(ts + 1001, max_age=1000)
+    assert ok(ts - 120, max_skew=120) and not ok(ts - 121, max_skew=120)
+    assert ok(ts + 365 * 86400, max_age=None)  # explicitly unbounded
+    assert not ok(ts - 61, max_age=None)  # the future bound still holds
+    # Current time by default: a 2023 timestamp is long expired.
+    assert not verify_signature(SECRET, str(ts), "9", body, header)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_age"):
+            ok(ts, max_age=bad)
+        with pytest.raises(ValueError, match="max_skew"):
+            ok(ts, max_skew=bad)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "-1700000000",
+        "+1700000000",
+        " 1700000000",
+        "1700000000 ",
+        "1700000000.5",
+        "17e8",
+        "\u0661\u0667\u0660\u0660",
+        "9" * 400,
+        "1" * 16,
+        "0x6553f100",
+        "\ud800",
+        "-" + "9" * 400,
+    ],
+)
+def test_bad_timestamps_are_refused_not_raised(timestamp: str) -> None:
+    body = event(1)
+    header = sign(SECRET, "1700000000", "1", body)
+    assert verify_signature(SECRET, timestamp, "1", body, header, now=1700000000) is False
+    assert verify_signature(SECRET, timestamp, "1", body, header, max_age=None) is False
 
 
 @pytest.mark.parametrize(
@@ -307,13 +402,7 @@ async def test_every_event_arrives_despite_500s_and_resets(kind: str, tmp_path: 
     assert sorted(keys) == sorted(ids)
     for r in receiver.requests:
         assert r.headers["content-type"] == "application/json"
-        assert verify_signature(
-            SECRET,
-            r.headers[TIMESTAMP_HEADER.lower()],
-            r.body,
-            r.headers[SIGNATURE_HEADER.lower()],
-            max_age=600,
-        )
+        assert signed(r)
         # A retried event keeps its key; each key always carries the same body.
         assert json.loads(r.body)["id"] == f"m{ids.index(r.headers['idempotency-key'])}"
     assert len(receiver.requests) == count + failures
@@ -359,6 +448,67 @@ async def test_up_to_batch_posts_in_flight_over_kept_alive_connections() -> None
     assert receiver.connections <= batch
     # Consumed in batches, never more leased than `batch`.
     assert queue.calls["consume"] < count
+
+
+async def test_a_captured_post_does_not_verify_later_or_under_another_key() -> None:
+    """The real forwarder over HTTP, its clock fixed: its POST verifies at the time it was
+    sent (and up to 300 s later), not after, not with another event's key or body."""
+    sent_at = 1_800_000_000
+    receiver = Receiver()
+    queue = MemoryWorkQueue("webhook")
+    ids = await queue.publish([event(1), event(2)])
+    with anyio.fail_after(20):
+        async with serve(receiver) as url, anyio.create_task_group() as tg:
+            forwarder = WebhookForwarder(config(url), queue, clock=lambda: sent_at + 0.9)
+            await tg.start(forwarder.run)
+            await wait_until(lambda: drained(queue))
+            tg.cancel_scope.cancel()
+    first, second = sorted(receiver.accepted(), key=lambda r: r.headers["idempotency-key"])
+    assert [first.headers["idempotency-key"], second.headers["idempotency-key"]] == ids
+    assert first.headers[TIMESTAMP_HEADER.lower()] == str(sent_at)
+    for r in (first, second):
+        assert signed(r, now=sent_at) and signed(r, now=sent_at + 300)
+        assert not signed(r, now=sent_at + 301)
+        assert not signed(r, now=sent_at - 61)
+    # Swapping one POST's key (or body) for the other's breaks its signature.
+    swapped_key = Received(0, {**first.headers, "idempotency-key": ids[1]}, first.body, 0)
+    swapped_body = Received(0, first.headers, second.body, 0)
+    assert not signed(swapped_key, now=sent_at) and not signed(swapped_body, now=sent_at)
+
+
+async def test_an_entry_id_the_signature_cannot_cover_is_dead_lettered() -> None:
+    """A third-party queue whose ids contain a "." cannot be signed: dead letter, no POST."""
+
+    class DottedIds(MemoryWorkQueue):
+        async def consume(self, max_count: int, *, wait: float = 1.0) -> list[Leased]:
+            return [
+                msgspec.structs.replace(e, id=f"{e.id}.x") if e.id == "1" else e
+                for e in await super().consume(max_count, wait=wait)
+            ]
+
+        async def dead_letter(self, items: Sequence[tuple[str, str]]) -> None:
+            await super().dead_letter([(i.removesuffix(".x"), why) for i, why in items])
+
+        async def extend(self, ids: Sequence[str]) -> None:
+            await super().extend([i.removesuffix(".x") for i in ids])
+
+        async def release(self, ids: Sequence[str], *, delay: float = 0.0) -> None:
+            await super().release([i.removesuffix(".x") for i in ids], delay=delay)
+
+        async def __aenter__(self) -> DottedIds:
+            return self
+
+    receiver = Receiver()
+    queue = DottedIds("webhook")
+    await queue.publish([event(1), event(2)])
+    with anyio.fail_after(20):
+        async with serve(receiver) as url, anyio.create_task_group() as tg:
+            await tg.start(WebhookForwarder(config(url), queue).run)
+            await wait_until(lambda: drained(queue))
+            tg.cancel_scope.cancel()
+    assert [r.headers["idempotency-key"] for r in receiver.requests] == ["2"]
+    (dead,) = await queue.dead_letters()
+    assert "cannot be signed" in dead.reason
 
 
 async def test_without_secret_no_signature_header() -> None:
@@ -536,12 +686,7 @@ async def test_https_with_a_trusted_private_ca(ca: trustme.CA) -> None:
     accepted = receiver.accepted()
     assert sorted(r.headers["idempotency-key"] for r in accepted) == sorted(ids)
     for r in accepted:
-        assert verify_signature(
-            SECRET,
-            r.headers["x-smpp-bridge-timestamp"],
-            r.body,
-            r.headers["x-smpp-bridge-signature"],
-        )
+        assert signed(r)
 
 
 async def test_https_refuses_an_untrusted_certificate(ca: trustme.CA) -> None:

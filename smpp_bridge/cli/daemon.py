@@ -51,7 +51,10 @@ def register(subparsers: Subparsers) -> None:
         "enqueue",
         help="put send requests from a file (JSON lines or CSV) on the requests queue",
         description="Each JSON line is one request or a bulk array; a CSV file has a header "
-        "row with the request's field names (from,to,text,clientId,...). '-' reads stdin.",
+        "row with the request's field names (from,to,text,clientId,...). '-' reads stdin. "
+        "A line that is not a request (not UTF-8, not JSON, a lone surrogate, ...) is queued "
+        "on its own, so the daemon answers it with one error event and the rest goes through; "
+        "the JSON summary counts them and names the first lines.",
     )
     _config_arg(e)
     e.add_argument("file", help="JSON lines or CSV file, or - for standard input")
@@ -127,42 +130,83 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
-def _records(path: str, fmt: str) -> Iterator[Any]:
-    """Requests from a JSON-lines or CSV file, one at a time (a bulk line yields its items).
+class _Alone:
+    """An input that must not share a bulk array with valid requests: a line that is not UTF-8
+    or not JSON, an empty array, an item that is not an object or cannot be written as strict
+    UTF-8 JSON (a lone surrogate, NaN). It is published as its own queue entry, as close to
+    what the producer wrote as a payload can be, so the daemon answers it with exactly one
+    ``error`` event and the rest of its bulk goes through."""
 
-    A line that is not JSON is passed on as its raw text, so the daemon answers it with an
-    ``error`` event: nothing a producer wrote disappears without a trace.
+    __slots__ = ("payload", "reason")
+
+    def __init__(self, payload: bytes, reason: str) -> None:
+        self.payload = payload
+        self.reason = reason
+
+
+def _records(path: str, fmt: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, request)`` from a JSON-lines or CSV file, one request at a time (a
+    bulk line yields each of its items), or ``(line, _Alone)`` for an input that is not one.
+
+    Never raises for what a line holds: nothing a producer wrote disappears without a trace.
+    (A CSV row's number is the line it ends on.)
     """
     if fmt == "auto":
         fmt = "csv" if path.lower().endswith(".csv") else "jsonl"
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")  # noqa: SIM115
+    if fmt == "csv":
+        yield from _csv_records(path)
+        return
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     with stream:
-        if fmt == "csv":
-            for row in csv.DictReader(stream):
-                yield _csv_request(row)
-            return
-        for raw in stream:
+        for number, raw in enumerate(stream, 1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
             line = raw.strip()
-            if not line:
-                continue
+            if line:
+                yield from _jsonl_records(number, line)
+
+
+def _jsonl_records(number: int, line: bytes) -> Iterator[tuple[int, Any]]:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield number, _Alone(line, f"not UTF-8 ({exc.reason} at byte {exc.start})")
+        return
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        yield number, _Alone(line, f"not JSON ({exc})")
+        return
+    if isinstance(value, list):
+        if not value:
+            yield number, _Alone(line, "an empty array")
+        for item in value:
+            yield number, item
+    else:
+        yield number, value
+
+
+def _csv_records(path: str) -> Iterator[tuple[int, Any]]:
+    # Bytes that are not UTF-8 survive as surrogates: the row is then published alone with
+    # them escaped, and the daemon refuses it (utf-8-sig: Excel's byte order mark).
+    if path == "-":
+        stream = io.TextIOWrapper(
+            sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+    else:
+        stream = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115
+    with stream:
+        reader = csv.DictReader(stream)
+        while True:
             try:
-                item = json.loads(line)
-            except ValueError:
-                yield _Raw(line)
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a field over csv.field_size_limit(); reading goes on
+                number = reader.line_num + 1
+                yield number, _Alone(f"CSV line {number}: {exc}".encode(), f"not CSV ({exc})")
                 continue
-            if isinstance(item, list):
-                yield from item
-            else:
-                yield item
-
-
-class _Raw:
-    """A line that is not JSON: published as it is."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
+            yield reader.line_num, _csv_request(row)
 
 
 def _csv_request(row: dict[str, str | None]) -> dict[str, Any]:
@@ -181,6 +225,88 @@ def _csv_request(row: dict[str, str | None]) -> dict[str, Any]:
         else:
             request[key] = value
     return request
+
+
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+# How many invalid inputs the summary names, with their line numbers.
+_SHOWN_INVALID = 10
+
+
+def _dumps(item: Any) -> bytes:
+    """Strict JSON, UTF-8: what can share a bulk array (the daemon decodes the array whole)."""
+    return json.dumps(item, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _encode(number: int, item: Any) -> bytes | _Alone:
+    """A request's JSON when it can go into a bulk array, else how to publish it alone."""
+    if isinstance(item, _Alone):
+        return item
+    try:
+        if not isinstance(item, dict):
+            # In an array of one, so the daemon answers "item 0: expected object" once
+            # (an array alone would be read as a bulk of its items).
+            kind = _JSON_KINDS.get(type(item), type(item).__name__)
+            return _Alone(
+                json.dumps([item], ensure_ascii=True).encode(), f"not a request object ({kind})"
+            )
+        try:
+            return _dumps(item)
+        except UnicodeEncodeError:
+            reason = "not valid text: a lone surrogate (\\ud800-\\udfff) or bytes not UTF-8"
+        except ValueError:
+            reason = "not strict JSON (NaN or Infinity)"
+        # \u escapes keep what the producer wrote; the daemon refuses it as not JSON.
+        return _Alone(json.dumps(item, ensure_ascii=True).encode(), reason)
+    except Exception as exc:  # anything else one input can do must not stop the file
+        return _Alone(
+            f"line {number}: could not be published ({type(exc).__name__})".encode(),
+            f"could not be published ({type(exc).__name__}: {exc})",
+        )
+
+
+class _Tally:
+    """What ``enqueue`` published, for its summary."""
+
+    def __init__(self) -> None:
+        self.line = 0
+        self.enqueued = 0
+        self.entries = 0
+        self._invalid: list[tuple[int, str]] = []
+        self._pending_invalid: list[tuple[int, str]] = []
+        self._not_json = 0
+        self._pending_not_json = 0
+
+    def invalid(self, number: int, reason: str, *, not_json: bool) -> None:
+        self._pending_invalid.append((number, reason))
+        self._pending_not_json += not_json
+
+    def published(self, counts: list[int]) -> None:
+        self.enqueued += sum(counts)
+        self.entries += len(counts)
+        self._invalid += self._pending_invalid
+        self._not_json += self._pending_not_json
+        self._pending_invalid = []
+        self._pending_not_json = 0
+
+    def summary(self) -> dict[str, Any]:
+        """``enqueued`` requests (each gets one event), of which ``invalid`` enqueue could
+        already tell are not send requests (the daemon answers each with an ``error`` event;
+        it validates the rest itself), the first of them with their line numbers."""
+        return {
+            "enqueued": self.enqueued,
+            "requests": self.enqueued - len(self._invalid),
+            "invalid": len(self._invalid),
+            "first_invalid": [{"line": n, "reason": r} for n, r in self._invalid[:_SHOWN_INVALID]],
+            "entries": self.entries,
+            "not_json": self._not_json,
+        }
 
 
 class Progress:
@@ -266,7 +392,7 @@ def _enqueue(args: argparse.Namespace) -> int:
     q = config.queue
 
     async def main() -> dict[str, Any]:
-        sent = entries = raw = 0
+        tally = _Tally()
         started = time.monotonic()
         async with await open_queue(
             q.backend,
@@ -277,51 +403,63 @@ def _enqueue(args: argparse.Namespace) -> int:
             visibility_timeout=q.visibility_timeout,
             max_deliveries=q.max_deliveries,
         ) as queue:
+            # Queue payloads ready to publish, each with how many requests it carries.
             payloads: list[bytes] = []
-            bulk: list[Any] = []
+            counts: list[int] = []
+            bulk: list[bytes] = []
 
             def close_bulk() -> None:
-                nonlocal entries
                 if bulk:
-                    payloads.append(
-                        json.dumps(bulk[0] if len(bulk) == 1 else bulk, ensure_ascii=False).encode()
-                    )
-                    entries += 1
+                    payloads.append(bulk[0] if len(bulk) == 1 else b"[" + b",".join(bulk) + b"]")
+                    counts.append(len(bulk))
                     bulk.clear()
 
-            for item in _records(path, fmt):
-                if isinstance(item, _Raw):
-                    close_bulk()
-                    payloads.append(item.text.encode())
-                    entries += 1
-                    raw += 1
-                else:
-                    bulk.append(item)
+            async def flush() -> None:
+                nonlocal payloads, counts
+                try:
+                    await queue.publish(payloads)
+                except Exception as exc:
+                    raise CliError(
+                        f"enqueue stopped: the requests queue failed ({exc}); the requests "
+                        "counted here were published, the rest of the file was not",
+                        **tally.summary(),
+                        stopped_at_line=tally.line,
+                    ) from None
+                tally.published(counts)
+                payloads, counts = [], []
+                progress.update(tally.enqueued)
+
+            for number, item in _records(path, fmt):
+                tally.line = number
+                alone = _encode(number, item)
+                if isinstance(alone, bytes):
+                    bulk.append(alone)
                     if len(bulk) >= args.bulk:
                         close_bulk()
-                sent += 1
+                else:
+                    close_bulk()  # keep the file's order in the queue
+                    payloads.append(alone.payload)
+                    counts.append(1)
+                    tally.invalid(
+                        number,
+                        alone.reason,
+                        not_json=alone.reason.startswith(("not JSON", "not UTF-8")),
+                    )
                 if len(payloads) >= 50:
-                    await queue.publish(payloads)
-                    payloads = []
-                    progress.update(sent)
+                    await flush()
             close_bulk()
             if payloads:
-                await queue.publish(payloads)
-        progress.close(sent)
+                await flush()
+        progress.close(tally.enqueued)
         elapsed = time.monotonic() - started
         return {
-            "enqueued": sent,
-            "entries": entries,
-            "not_json": raw,
+            **tally.summary(),
             "queue": q.requests,
             "seconds": round(elapsed, 3),
-            "per_second": round(sent / elapsed) if elapsed > 0 else None,
+            "per_second": round(tally.enqueued / elapsed) if elapsed > 0 else None,
         }
 
-    try:
-        result = anyio.run(main, backend="trio")
-    except UnicodeDecodeError as exc:
-        raise CliError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    result = anyio.run(main, backend="trio")
     write_json(result)
     return EXIT_OK
 

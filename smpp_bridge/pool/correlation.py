@@ -88,6 +88,9 @@ DEFAULT_TTL_DAYS: Final = 7
 DEFAULT_TTL: Final = DEFAULT_TTL_DAYS * 86400.0  # seconds; receipts can take days to come
 # Distinct decimal ids ``auto`` needs where the absence of hex letters is the evidence.
 DEFAULT_DECIDE_AFTER: Final = 48
+# The key in ``CorrelationRecord.meta`` that makes a record the tombstone of a settled part
+# (``pool.dlr.settled_record``); its value is the stat that settled it.
+SETTLED_META: Final = "settled"
 
 _DECIMAL: Final = frozenset("0123456789")
 _HEX: Final = frozenset("0123456789abcdef")
@@ -577,6 +580,14 @@ class MemoryCorrelationStore(_StoreBase):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def count(self, *, settled: bool) -> int:
+        """Records kept that are (``settled``) or are not tombstones of settled parts (see
+        ``pool.dlr.settled_record``): what still waits for receipts is ``count(settled=False)``."""
+        return sum(
+            bool(record.meta and SETTLED_META in record.meta) is settled
+            for record, _ in self._entries.values()
+        )
+
     def put(self, records: Iterable[CorrelationRecord], ttl: float | None = None) -> None:
         """Synchronous ``put_many``."""
         self._check_open()
@@ -1025,6 +1036,7 @@ __all__ = [
     "MessageIdResolver",
     "ParkedReceipt",
     "ParkingStore",
+    "SETTLED_META",
     "RedisCorrelationStore",
     "SqliteCorrelationStore",
     "StoreClosedError",

@@ -24,6 +24,15 @@ a store that keeps parked receipts across restarts, and parks again what such a 
 (``restore``). With ``recent_settled`` it remembers the records of the last receipts that
 settled their part, so a repeated receipt still finds its message after the caller deleted the
 mapping.
+
+A receipt for a part already settled (the same SMSC id again: redelivered after a dropped
+connection whose deliver_sm_resp never went out, sent twice by a buggy SMSC, on any bind) is
+recognised and not published again; ``duplicates`` counts them. A part is known settled from
+memory (the last ``recent_settled`` parts) or from its record: the caller replaces a settled
+part's mapping by a *tombstone* (``settled_record``), which outlives that memory. A receipt
+for a settled part is a duplicate whatever its stat, so an intermediate receipt after a final
+one never regresses the part; so is a receipt parked while an identical one (same id, same
+stat) is already parked.
 Every matched event also carries the message-level status of its message
 (``MessageStatusTracker``): one part of a multipart message failing fails the message, all
 parts delivered delivers it, anything in between is ``buffered``.
@@ -42,9 +51,15 @@ from typing import Any, Final
 import msgspec
 
 from ..codec.receipt import EVENT_STATUS, FINAL_STATS, Receipt
-from .correlation import CorrelationRecord, MessageIdResolver, ParkedReceipt, possible_keys
+from .correlation import (
+    SETTLED_META,
+    CorrelationRecord,
+    MessageIdResolver,
+    ParkedReceipt,
+    possible_keys,
+)
 
-DEFAULT_UNMATCHED_AFTER: Final = 600.0
+DEFAULT_UNMATCHED_AFTER: Final = 120.0
 DEFAULT_MAX_PARKED: Final = 100_000
 # Seconds after arrival at which a parked receipt is looked up again; then every last interval.
 DEFAULT_RELOOKUP_AFTER: Final = (1.0, 5.0, 15.0, 60.0)
@@ -53,6 +68,35 @@ FINAL_STATUSES: Final = frozenset(EVENT_STATUS[stat] for stat in FINAL_STATS)
 # Final stats after which no other receipt for the part is expected, so its mapping may go.
 # Not ACCEPTD: many SMSCs send it and later the real outcome.
 SETTLED_STATS: Final = FINAL_STATS - {"ACCEPTD"}
+
+
+def settled_record(record: CorrelationRecord, stat: str) -> CorrelationRecord:
+    """The tombstone of a settled part: the least of its record (no client_id, no meta of
+    its own), marked with the stat that settled it. Stored in place of the mapping, it lets a
+    repeated receipt be recognised after the correlator's memory of recent parts has moved on
+    (and by another daemon, or after a restart). Tombstones of one stat share one ``meta``
+    dict: read it, never change it."""
+    meta = _SETTLED_METAS.get(stat)
+    if meta is None:
+        meta = _SETTLED_METAS[stat] = {SETTLED_META: stat}
+    return CorrelationRecord(
+        account=record.account,
+        message_id=record.message_id,
+        request_id=record.request_id,
+        part=record.part,
+        parts=record.parts,
+        meta=meta,
+    )
+
+
+_SETTLED_METAS: dict[str, dict[str, Any]] = {}
+
+
+def is_settled(record: CorrelationRecord) -> bool:
+    """Whether ``record`` is a tombstone (``settled_record``)."""
+    return bool(record.meta) and SETTLED_META in record.meta
+
+
 FAILURE_STATUSES: Final = frozenset({"failed", "expired", "canceled", "rejected"})
 
 
@@ -275,6 +319,11 @@ class DlrEvent(msgspec.Struct, frozen=True, gc=False):
         return self.record is not None
 
     @property
+    def smsc_message_id(self) -> str:
+        """The id the receipt itself carried (for an unmatched receipt, all there is)."""
+        return self.receipt.message_id
+
+    @property
     def status(self) -> str:
         return self.receipt.status
 
@@ -375,7 +424,13 @@ class ReceiptCorrelator:
         self._recent: dict[tuple[str, str], CorrelationRecord] = {}
         # Its keys oldest first: the dict's own order would do, but finding its first live
         # entry after many deletions at the front costs a scan over them.
-        self._recent_order: deque[tuple[str, str]] = deque()
+        self._recent_order: deque[tuple[tuple[str, str], tuple[str, str]]] = deque()
+        # The settled parts of ``_recent``, by (account, record key): a repeat whose mapping
+        # is still in the store (or in flight to it) is recognised too.
+        # (Each with its request id and part: a mapping stored again for the same part is no
+        # new message.)
+        self._settled_keys: dict[tuple[str, str], tuple[str, int]] = {}
+        self.duplicates = 0  # receipts recognised as repeats, not published
         self.journal = journal
         self.key_prefix = key_prefix
         self._unsaved: dict[int, _Parked] = {}  # parked since the last take, in order
@@ -417,7 +472,9 @@ class ReceiptCorrelator:
             record = found.get(receipt.message_id)
             if record is not None and not self._parked:
                 # The common case, without the detours below.
-                events.append(matched(account, receipt, record, bind, now))
+                event = matched(account, receipt, record, bind, now)
+                if event is not None:
+                    events.append(event)
             else:
                 events.extend(self.receipt_arrived(account, receipt, record, now, bind=bind))
         return events
@@ -437,12 +494,19 @@ class ReceiptCorrelator:
             record = self._recent.get((account, receipt.message_id))
         if record is not None:
             events = self._release_id(account, receipt.message_id, record) if self._parked else []
-            events.append(self._matched(account, receipt, record, bind, now))
+            event = self._matched(account, receipt, record, bind, now)
+            if event is not None:
+                events.append(event)
             return events
         return self._park(account, receipt, bind, now)
 
     def _park(self, account: str, receipt: Receipt, bind: str | None, now: float) -> list[DlrEvent]:
         events: list[DlrEvent] = []
+        same = self._by_id.get((account, receipt.message_id))
+        if same and any(self._parked[s].receipt.stat == receipt.stat for s in same):
+            # The very receipt is parked already (sent twice before its mapping came).
+            self.duplicates += 1
+            return events
         while len(self._parked) >= self.max_parked:
             oldest = self._parked[next(iter(self._parked))]
             self._unpark(oldest)
@@ -494,9 +558,9 @@ class ReceiptCorrelator:
         for serial in list(serials):
             parked = self._parked[serial]
             self._unpark(parked)
-            events.append(
-                self._matched(account, parked.receipt, record, parked.bind, parked.arrived_at)
-            )
+            event = self._matched(account, parked.receipt, record, parked.bind, parked.arrived_at)
+            if event is not None:
+                events.append(event)
         return events
 
     # -- mappings in
@@ -505,6 +569,15 @@ class ReceiptCorrelator:
         """Mappings just stored: parked receipts they resolve come out matched, in arrival
         order. Those the resolver has no key for yet (an ``auto`` account not decided, an id
         that reads differently in hex and decimal) stay parked."""
+        if self._settled_keys:
+            # A fresh mapping under a settled key: the SMSC reuses its ids; a receipt for the
+            # new message is no repeat of the old one's.
+            settled = self._settled_keys
+            for record in records:
+                slot = (record.account, record.key)
+                was = settled.get(slot)
+                if was is not None and was != (record.request_id, record.part):
+                    del settled[slot]
         if not self._parked:
             return []
         by_account: dict[str, dict[str, CorrelationRecord]] = {}
@@ -652,15 +725,26 @@ class ReceiptCorrelator:
         record: CorrelationRecord,
         bind: str | None,
         arrived_at: float,
-    ) -> DlrEvent:
+    ) -> DlrEvent | None:
+        """The event of a receipt matched to ``record``; None (counted in ``duplicates``) when
+        its part is settled already."""
+        if (record.meta and SETTLED_META in record.meta) or (
+            self._settled_keys and (account, record.key) in self._settled_keys
+        ):
+            self.duplicates += 1
+            return None
         message = self.tracker.update(record, receipt.status, receipt.error_code)
         if self.recent_settled and receipt.stat in SETTLED_STATS:
             order = self._recent_order
             if len(order) >= self.recent_settled:
-                self._recent.pop(order.popleft(), None)
-            key = (account, receipt.message_id)
-            self._recent[key] = record
-            order.append(key)
+                old_id, old_key = order.popleft()
+                self._recent.pop(old_id, None)
+                self._settled_keys.pop(old_key, None)
+            by_id = (account, receipt.message_id)
+            by_key = (account, record.key)
+            self._recent[by_id] = record
+            self._settled_keys[by_key] = (record.request_id, record.part)
+            order.append((by_id, by_key))
         return DlrEvent(account, receipt, record, bind, arrived_at, message)
 
     def _unmatched(self, parked: _Parked, reason: str) -> DlrEvent:
@@ -681,6 +765,7 @@ __all__ = [
     "DEFAULT_UNMATCHED_AFTER",
     "FAILURE_STATUSES",
     "FINAL_STATUSES",
+    "SETTLED_META",
     "SETTLED_STATS",
     "DlrEvent",
     "MessageStatus",
@@ -688,5 +773,7 @@ __all__ = [
     "ReceiptCorrelator",
     "aggregate_status",
     "event_for",
+    "is_settled",
     "iso_utc",
+    "settled_record",
 ]

@@ -23,12 +23,15 @@ from smpp_bridge.pool.correlation import (
     MessageIdResolver,
 )
 from smpp_bridge.pool.dlr import (
+    DEFAULT_UNMATCHED_AFTER,
     DlrEvent,
     MessageStatusTracker,
     ReceiptCorrelator,
     aggregate_status,
     event_for,
+    is_settled,
     iso_utc,
+    settled_record,
 )
 
 ACCOUNT = "acme"
@@ -178,7 +181,8 @@ def test_parked_receipts_are_retried_until_they_expire() -> None:
 
 def test_relookup_schedule_and_found_later() -> None:
     corr = ReceiptCorrelator(relookup_after=(1.0, 5.0))
-    corr.receipts_arrived(ACCOUNT, [receipt("a"), receipt("a"), receipt("b")], {}, T0)
+    # Two receipts for "a" (an identical second one would be a repeat, not parked).
+    corr.receipts_arrived(ACCOUNT, [receipt("a", "ENROUTE"), receipt("a"), receipt("b")], {}, T0)
     corr.receipts_arrived("other", [receipt("c")], {}, T0 + 0.5)
     assert corr.next_deadline() == T0 + 1.0
     assert corr.relookups_due(T0 + 0.9) == {}
@@ -275,8 +279,10 @@ def test_every_receipt_comes_out_exactly_once(
     script: list[tuple[str, int]], max_parked: int
 ) -> None:
     """Whatever the interleaving, each receipt is published once: matched to its own message
-    or, after the timeout or when parking is full, unmatched."""
-    corr = ReceiptCorrelator(unmatched_after=5, max_parked=max_parked)
+    or, after the timeout or when parking is full, unmatched; or it is a repeat (counted):
+    of a receipt that settled its part, or of one still parked. No message's receipt is
+    published matched twice."""
+    corr = ReceiptCorrelator(unmatched_after=5, max_parked=max_parked, recent_settled=10)
     stored: set[int] = set()
     sent: list[int] = []
     out: list[DlrEvent] = []
@@ -295,7 +301,10 @@ def test_every_receipt_comes_out_exactly_once(
         assert corr.parked <= max_parked
     out += corr.expire(now + 5)
     assert corr.parked == 0
-    assert sorted(int(e.receipt.message_id) for e in out) == sorted(sent)
+    assert len(out) + corr.duplicates == len(sent)
+    assert {int(e.receipt.message_id) for e in out} == set(sent)
+    matched = [e.receipt.message_id for e in out if e.matched]
+    assert len(matched) == len(set(matched))
     for e in out:
         assert e.request_id in (None, f"r{e.receipt.message_id}")
 
@@ -812,20 +821,74 @@ def test_restored_receipts_keep_their_key_and_age_and_are_looked_up_at_once() ->
 # -- repeated receipts after the mapping is gone
 
 
-def test_recent_settled_receipts_match_their_repeats() -> None:
+def test_recent_settled_receipts_recognise_their_repeats() -> None:
     corr = ReceiptCorrelator(recent_settled=2)
     rec = record("m1")
-    corr.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": rec}, T0)
-    # The mapping was deleted; the SMSC sends the receipt again.
-    (again,) = corr.receipts_arrived(ACCOUNT, [receipt("m1")], {}, T0 + 1)
-    assert again.matched and again.record == rec and corr.parked == 0
-    # Only settling receipts are remembered (not ACCEPTD), and only the last two.
-    corr.receipts_arrived(ACCOUNT, [receipt("m2", "ACCEPTD")], {"m2": record("m2")}, T0)
-    assert corr.receipts_arrived(ACCOUNT, [receipt("m2")], {}, T0 + 1) == []
+    (first,) = corr.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": rec}, T0)
+    assert first.matched
+    # The mapping was deleted; the SMSC sends the receipt again: recognised, not published,
+    # and neither is an intermediate one after it, nor a repeat whose mapping is still there.
+    assert corr.receipts_arrived(ACCOUNT, [receipt("m1")], {}, T0 + 1) == []
+    assert corr.receipts_arrived(ACCOUNT, [receipt("m1", "ENROUTE")], {"m1": rec}, T0 + 1) == []
+    assert corr.duplicates == 2 and corr.parked == 0
+    # Only settling receipts settle a part (not ACCEPTD), and only the last two are kept.
+    (accepted,) = corr.receipts_arrived(
+        ACCOUNT, [receipt("m2", "ACCEPTD")], {"m2": record("m2")}, T0
+    )
+    assert accepted.status == "accepted"
+    assert corr.receipts_arrived(ACCOUNT, [receipt("m2")], {}, T0 + 1) == []  # parked
     for name in ("m3", "m4"):
         corr.receipts_arrived(ACCOUNT, [receipt(name)], {name: record(name)}, T0)
     assert corr.receipts_arrived(ACCOUNT, [receipt("m1")], {}, T0 + 2) == []
-    assert corr.parked == 2
+    assert corr.parked == 2 and corr.duplicates == 2
+
+
+def test_a_tombstone_recognises_repeats_past_the_memory_of_recent_parts() -> None:
+    corr = ReceiptCorrelator(recent_settled=1)
+    rec = record("m1")
+    corr.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": rec}, T0)
+    corr.receipts_arrived(ACCOUNT, [receipt("m2")], {"m2": record("m2")}, T0)  # m1 forgotten
+    tomb = settled_record(rec, "DELIVRD")
+    assert is_settled(tomb) and not is_settled(rec)
+    assert (tomb.key, tomb.request_id, tomb.client_id) == (rec.key, rec.request_id, None)
+    assert corr.receipts_arrived(ACCOUNT, [receipt("m1", "UNDELIV")], {"m1": tomb}, T0) == []
+    assert corr.duplicates == 1
+    # Parked before its tombstone was found (a relookup finds it): a repeat too.
+    assert corr.receipts_arrived(ACCOUNT, [receipt("m1")], {}, T0 + 1) == []
+    assert corr.receipts_found(ACCOUNT, {"m1": tomb}, T0 + 2) == []
+    assert corr.duplicates == 2 and corr.parked == 0
+
+
+def test_a_receipt_sent_twice_in_one_batch_is_published_once() -> None:
+    corr = ReceiptCorrelator(recent_settled=10)
+    rec = record("m1")
+    twice = [receipt("m1"), receipt("m1")]
+    assert len(corr.receipts_arrived(ACCOUNT, twice, {"m1": rec}, T0)) == 1
+    # Both before the mapping: one parked, one recognised; the mapping releases one event.
+    assert corr.receipts_arrived(ACCOUNT, [receipt("m5"), receipt("m5")], {}, T0) == []
+    assert corr.parked == 1
+    (event,) = corr.mappings_stored([record("m5", "r5")], T0 + 1)
+    assert event.request_id == "r5" and corr.duplicates == 2
+
+
+def test_an_id_the_smsc_uses_again_for_a_new_message_is_no_repeat() -> None:
+    corr = ReceiptCorrelator(recent_settled=10)
+    corr.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": record("m1", "old")}, T0)
+    new = record("m1", "new")
+    corr.mappings_stored([new], T0 + 10)  # stored for a new submit
+    (event,) = corr.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": new}, T0 + 11)
+    assert event.request_id == "new" and corr.duplicates == 0
+
+
+def test_an_unmatched_event_names_the_smsc_id_and_the_account() -> None:
+    corr = ReceiptCorrelator(unmatched_after=120)
+    assert corr.unmatched_after == DEFAULT_UNMATCHED_AFTER == 120
+    corr.receipts_arrived(ACCOUNT, [receipt("00ZZ9")], {}, T0, bind="acme#1")
+    assert corr.expire(T0 + 119.9) == []
+    (event,) = corr.expire(T0 + 120)
+    assert not event.matched
+    assert (event.account, event.smsc_message_id, event.message_id) == (ACCOUNT, "00ZZ9", "00ZZ9")
+    assert event.bind == "acme#1" and event.reason == "unmatched: no mapping within 120 s"
 
 
 def test_one_part_messages_are_not_kept_by_the_tracker() -> None:

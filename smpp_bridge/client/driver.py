@@ -6,6 +6,17 @@ queue bytes and poke it, so a burst of submits leaves as one write); a timer tas
 clock to the session; an inbound task runs the application's handler for peer requests and sends
 the response only after the handler returns. The driver serves both ends: the client (ESME) and
 the simulator (SMSC) use it alike.
+
+Peers misbehave; the driver does not die of it. Whatever the peer sends becomes an answer, an
+event and a counter (``protocol_errors``, ``duplicate_sequences``, ``unexpected``); an answer the
+session refuses to send (``LocalProtocolError``, ``FieldError``) is dropped and counted
+(``answers_dropped``), never raised out of the driver's tasks.
+
+What was read is handed on: when the session closes, the reader, writer and timer stop, and the
+inbound task still hands every peer request already read to the application's handler (their
+answers can no longer be sent and are dropped), for at most ``close_drain_timeout`` seconds;
+what is left then is abandoned and counted (``abandoned``). Cancelling ``run()`` from outside
+stops everything at once.
 """
 
 from __future__ import annotations
@@ -18,13 +29,15 @@ from typing import Final
 
 import anyio
 import anyio.abc
+import structlog
 
 from ..codec.constants import CommandStatus
 from ..codec.pdus import Pdu
-from ..errors import CommandStatusError, SmppError
+from ..errors import CommandStatusError, LocalProtocolError, SmppError
 from ..session import (
     Connection,
     ConnectionClosed,
+    DuplicateSequence,
     ProtocolErrorReceived,
     RequestReceived,
     RequestRejected,
@@ -103,6 +116,8 @@ def tune_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
     return None
 
 
+log = structlog.get_logger("smpp_bridge.driver")
+
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 # Peer requests answered (by the per-request handler) between two yields: see _inbound.
 # At most this many requests per batch_handler call (more queued wait for the next call).
@@ -123,6 +138,7 @@ class Driver:
         batch_handler: BatchHandler | None = None,
         receive_size: int = 65536,
         write_per_pdu: bool = False,
+        close_drain_timeout: float = 30.0,
     ) -> None:
         self.stream = stream
         self.conn = conn
@@ -133,6 +149,9 @@ class Driver:
         # Send each queued PDU in its own write instead of one write per wake-up: how some
         # peers write, so benchmarks and tests can play one (it costs a syscall per PDU).
         self.write_per_pdu = write_per_pdu
+        # Once the session is over, how long the handlers may take over the peer requests
+        # already read before ``run()`` gives up on them (see the module docstring).
+        self.close_drain_timeout = close_drain_timeout
         self._callbacks: dict[int, Callback] = {}
         self._write_wanted = anyio.Event()
         self._write_signalled = False  # True: _write_wanted is set (others may set it too)
@@ -141,12 +160,24 @@ class Driver:
         self._inbound_send, self._inbound_recv = anyio.create_memory_object_stream[list[Pdu]](
             math.inf
         )
+        self._stopped = anyio.Event()
         self._raw_socket = tune_socket(stream)
         self._dispatching = False  # the reader is acting on a batch (see start_request)
-        self._tg: anyio.abc.TaskGroup | None = None
         self.closed_reason: str | None = None
         self.unexpected: int = 0  # responses that matched nothing (late, duplicated)
+        # Peer protocol errors: undecodable PDUs, requests not allowed in the state, and
+        # requests under a sequence number already waiting on an answer (those are answered
+        # and handed on like any other; ``duplicate_sequences`` counts them alone).
         self.protocol_errors: int = 0
+        self.duplicate_sequences: int = 0
+        # Answers the session refused to send (answering nothing outstanding, a field that does
+        # not encode): dropped, the session goes on.
+        self.answers_dropped: int = 0
+        # Peer requests read but never handled to the end (the drain limit, or ``run()``
+        # cancelled from outside while they waited).
+        self.abandoned: int = 0
+        self._requests_queued = 0  # peer requests handed to the inbound task
+        self._requests_handled = 0  # ... whose handler has returned
         self.bytes_sent = 0
         self.writes = 0
         # The writer task and a final flush from ``run`` must not write at the same time.
@@ -157,36 +188,53 @@ class Driver:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run the reader, writer, timer and inbound tasks until the session closes."""
+        """Run the reader, writer, timer and inbound tasks until the session closes, then
+        let the inbound task finish the peer requests already read (``close_drain_timeout``)."""
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                tg.start_soon(self._reader)
-                tg.start_soon(self._writer)
-                tg.start_soon(self._timer)
-                tg.start_soon(self._inbound)
-                task_status.started()
-                await self._closed.wait()
-                # Last words (an unbind_resp, a generic_nack) go out before the socket closes.
-                with anyio.move_on_after(1.0, shield=True):
-                    await self.flush()
-                tg.cancel_scope.cancel()
+            async with anyio.create_task_group() as handlers:
+                handlers.start_soon(self._inbound)
+                async with anyio.create_task_group() as io:
+                    io.start_soon(self._reader)
+                    io.start_soon(self._writer)
+                    io.start_soon(self._timer)
+                    task_status.started()
+                    await self._closed.wait()
+                    # Last words (an unbind_resp, a generic_nack) go out before the socket
+                    # closes.
+                    with anyio.move_on_after(1.0, shield=True):
+                        await self.flush()
+                    io.cancel_scope.cancel()
+                # Nothing more is read: the inbound task gets through what was, then ends.
+                self._inbound_send.close()
+                handlers.cancel_scope.deadline = anyio.current_time() + self.close_drain_timeout
         finally:
-            self._tg = None
             if not self._closed.is_set():
                 self.conn.close("driver stopped")
                 self._dispatch()
             self._inbound_send.close()
             self._inbound_recv.close()
-            with anyio.CancelScope(shield=True):
-                await self.stream.aclose()
+            left = self._requests_queued - self._requests_handled
+            if left > 0:
+                self.abandoned += left
+                self._requests_handled = self._requests_queued
+                log.warning("peer requests abandoned unhandled", count=left)
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.stream.aclose()
+            finally:
+                self._stopped.set()
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
     async def wait_closed(self) -> None:
+        """Return once the session is over (the handlers may still be draining)."""
         await self._closed.wait()
+
+    async def wait_stopped(self) -> None:
+        """Return once ``run()`` has finished: the drain is done and the stream closed."""
+        await self._stopped.wait()
 
     # ------------------------------------------------------------------ requests
 
@@ -364,7 +412,9 @@ class Driver:
                         batch = batch + receive_more()
                     except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                         break
-                self._send_answers(await self._answer_batch(batch))
+                batch_answers = await self._answer_batch(batch)
+                self._requests_handled += len(batch)
+                self._send_answers(batch_answers)
                 continue
             # Request by request, in runs: each run's responses go out before the next run
             # starts, and the other tasks (the producer refilling the window, the writer) get
@@ -373,24 +423,45 @@ class Driver:
             for start in range(0, len(batch), _ANSWER_RUN):
                 if start:
                     await anyio.lowlevel.checkpoint()
-                run = batch[start : start + _ANSWER_RUN]
-                self._send_answers([await self._answer(pdu) for pdu in run])
+                answers: list[Pdu | None] = []
+                for pdu in batch[start : start + _ANSWER_RUN]:
+                    answers.append(await self._answer(pdu))
+                    self._requests_handled += 1
+                self._send_answers(answers)
 
     def _send_answers(self, responses: list[Pdu | None]) -> None:
         if self.closed_reason is not None:
             return
         now = anyio.current_time()
+        send = self.conn.send
         for response in responses:
             if response is not None:
-                self.conn.send(response, now)
+                try:
+                    send(response, now)
+                except LocalProtocolError as exc:
+                    self._answer_dropped(response, exc)
         self._write_wanted.set()
+
+    def _answer_dropped(self, response: Pdu, exc: LocalProtocolError) -> None:
+        """The session would not send ``response`` (it answers nothing the peer waits on, or
+        a field does not encode): drop that one answer, keep the session."""
+        self.answers_dropped += 1
+        log.warning(
+            "answer dropped",
+            command=response.command_name,
+            sequence_number=response.sequence_number,
+            error=str(exc),
+        )
 
     async def _answer_batch(self, batch: list[Pdu]) -> list[Pdu | None]:
         assert self.batch_handler is not None
         try:
             results = await self.batch_handler(batch)
-        except Exception:
+            if len(results) != len(batch):
+                raise ValueError(f"{len(results)} answers to {len(batch)} requests")
+        except Exception as exc:
             # The application failed: ask the peer to retry every one later, lose none.
+            log.warning("batch handler failed", count=len(batch), error=repr(exc))
             results = [CommandStatus.ESME_RX_T_APPN] * len(batch)
         out: list[Pdu | None] = []
         for pdu, result in zip(batch, results, strict=True):
@@ -407,7 +478,11 @@ class Driver:
     async def _answer(self, pdu: Pdu) -> Pdu | None:
         if pdu.response_type is None:
             if self.on_request is not None:
-                await self.on_request(pdu)
+                try:
+                    await self.on_request(pdu)
+                except Exception as exc:
+                    # Nothing to answer (alert_notification, outbind): the PDU was seen.
+                    log.warning("handler failed", command=pdu.command_name, error=repr(exc))
             return None
         if self.on_request is None:
             return pdu.response()
@@ -440,10 +515,26 @@ class Driver:
             elif isinstance(event, RequestReceived):
                 pdu = event.pdu
                 if inline is not None:
-                    answer = inline(pdu)
+                    try:
+                        answer = inline(pdu)
+                    except Exception as exc:
+                        # Our bug, but the peer chose the PDU: answer "retry later", go on.
+                        log.warning(
+                            "inline handler failed", command=pdu.command_name, error=repr(exc)
+                        )
+                        answer = (
+                            pdu.response(CommandStatus.ESME_RX_T_APPN)
+                            if pdu.response_type is not None
+                            else DEFERRED
+                        )
                     if answer is not None:
-                        if answer is not DEFERRED:
-                            send(answer)
+                        # (Read in the same receive as what closed the session, the request
+                        # was still handed on; its answer can no longer go out.)
+                        if answer is not DEFERRED and self.conn.state is not State.CLOSED:
+                            try:
+                                send(answer)
+                            except LocalProtocolError as exc:
+                                self._answer_dropped(answer, exc)
                         continue
                 if inbound is None:
                     inbound = []
@@ -464,10 +555,26 @@ class Driver:
                 self.unexpected += 1
             elif isinstance(event, ProtocolErrorReceived | RequestRejected):
                 self.protocol_errors += 1
+            elif isinstance(event, DuplicateSequence):
+                # Both requests are handed on and answered; the peer's mistake is counted.
+                self.protocol_errors += 1
+                self.duplicate_sequences += 1
+                log.warning(
+                    "duplicate sequence number from the peer",
+                    command=event.pdu.command_name,
+                    sequence_number=event.pdu.sequence_number,
+                )
             # StateChanged and UnbindReceived need no action here: the unbind_resp is queued
             # and the peer closes after reading it.
         if inbound:
-            self._inbound_send.send_nowait(inbound)
+            try:
+                self._inbound_send.send_nowait(inbound)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                # Only after ``run()`` has stopped handling (the session closed before these
+                # were read, so this should not happen): counted, not raised.
+                self.abandoned += len(inbound)
+            else:
+                self._requests_queued += len(inbound)
         if freed:
             self._window_event.set()
         if self.conn.has_data_to_send or self.conn.state is State.UNBOUND:
@@ -484,5 +591,6 @@ class Driver:
                 cb(request, None, error)
         self._window_event.set()
         self._write_wanted.set()
-        self._inbound_send.close()
+        # The inbound stream stays open: requests of this same batch of events (read before
+        # the close) still go to the handlers; ``run()`` closes it once nothing more is read.
         self._closed.set()

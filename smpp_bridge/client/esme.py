@@ -453,6 +453,7 @@ async def open_session(
     on_request: RequestHandler | None = None,
     on_request_batch: BatchHandler | None = None,
     stream: anyio.abc.ByteStream | None = None,
+    close_drain_timeout: float = 30.0,
 ) -> AsyncIterator[Client]:
     """Connect (TCP, or TLS with certificate verification by default), bind, and yield a
     ``Client``; on exit, unbind and close.
@@ -462,6 +463,11 @@ async def open_session(
     sent only after it returns. ``on_request`` takes raw PDUs instead, for anything else;
     ``on_request_batch`` takes every request of one receive at once (and replaces both).
     ``stream`` replaces the TCP connection (tests use an in-memory stream pair).
+
+    Every request read off the connection reaches the handlers, even one that arrives just
+    before the SMSC drops the connection: leaving the block (or losing the session) waits for
+    them, up to ``close_drain_timeout`` seconds (see ``Driver``); their answers are dropped if
+    the connection is gone.
     """
     try:
         bind_cls = _BIND_TYPES[bind]
@@ -484,7 +490,13 @@ async def open_session(
             return await on_request(pdu)
         return None
 
-    driver = Driver(stream, conn, on_request=handle, batch_handler=on_request_batch)
+    driver = Driver(
+        stream,
+        conn,
+        on_request=handle,
+        batch_handler=on_request_batch,
+        close_drain_timeout=close_drain_timeout,
+    )
     bind_pdu = bind_cls(
         system_id=system_id,
         password=password,
@@ -511,7 +523,10 @@ async def open_session(
         except BaseException as exc:
             saved = exc
             driver.close("session ended by an error")
-        tg.cancel_scope.cancel()
+        # The session is closed on every path here. The task group waits for ``driver.run``
+        # to hand the requests already read to the handlers (bounded by the driver's
+        # ``close_drain_timeout``); cancelling it would lose them. A cancellation from outside
+        # still reaches it at once.
     if saved is not None:
         raise saved
 

@@ -4,6 +4,7 @@ from .connection import Connection, SessionConfig, WindowFull
 from .events import (
     NEED_DATA,
     ConnectionClosed,
+    DuplicateSequence,
     Event,
     ProtocolErrorReceived,
     RequestReceived,
@@ -22,6 +23,7 @@ __all__ = [
     "PERMISSIONS",
     "Connection",
     "ConnectionClosed",
+    "DuplicateSequence",
     "Event",
     "ProtocolErrorReceived",
     "RequestReceived",

@@ -10,6 +10,10 @@ The session answers on its own what needs no application decision: enquire_link,
 not allowed in the current state, and PDUs that do not decode. Everything else (deliver_sm,
 submit_sm on the SMSC side, binds on the SMSC side) is an event the driver answers with
 ``send(event.pdu.response(...))`` — after persisting, if it wants at-least-once.
+
+A peer that sends a second request under a sequence number it is still waiting on gets both
+handed on (``DuplicateSequence`` then ``RequestReceived``) and both answered: the session keeps
+every unanswered request, and each response answers one of those under its number.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ..errors import LocalProtocolError, RemoteProtocolError
 from .events import (
     NEED_DATA,
     ConnectionClosed,
+    DuplicateSequence,
     Event,
     ProtocolErrorReceived,
     RequestReceived,
@@ -166,8 +171,12 @@ class Connection:
         self._requests_sent = 0
         self._windowed = 0
         self._next_seq = 1
-        # Peer requests not yet answered: sequence number -> command_id.
+        # Peer requests not yet answered: sequence number -> command_id. A peer may reuse a
+        # number it is still waiting on (a protocol error, but both requests are real): the
+        # command_ids of the second and later ones wait in ``_inbound_extra``, so the common
+        # case stays one dict operation per request and per response.
         self._inbound: dict[int, int] = {}
+        self._inbound_extra: dict[int, list[int]] = {}
         self._bound_state: State | None = None  # the bound state kept through UNBINDING
         self._pending_bind: int | None = None  # command_id of the bind in flight
         self._enquire_seq: int | None = None
@@ -192,7 +201,10 @@ class Connection:
 
     @property
     def inbound_pending(self) -> int:
-        """Peer requests received and not yet answered."""
+        """Peer requests received and not yet answered (duplicated numbers counted each)."""
+        extra = self._inbound_extra
+        if extra:
+            return len(self._inbound) + sum(map(len, extra.values()))
         return len(self._inbound)
 
     @property
@@ -303,7 +315,13 @@ class Connection:
             else:
                 self._set_state(State.OUTBOUND)
         if pdu.response_type is not None:
-            self._inbound[seq] = cid
+            inbound = self._inbound
+            count = len(inbound)
+            inbound.setdefault(seq, cid)
+            if len(inbound) == count:
+                # The peer reused a number it is still waiting on: keep both, say so.
+                self._inbound_extra.setdefault(seq, []).append(cid)
+                self._events.append(DuplicateSequence(pdu))
         self._events.append(RequestReceived(pdu))
 
     def _reject(self, pdu: Pdu) -> None:
@@ -410,15 +428,32 @@ class Connection:
             raise LocalProtocolError("the session is closed", command_id=cid)
         request = self._inbound.get(seq)
         if cid != _GENERIC_NACK and (request is None or cid != request | RESPONSE_BIT):
-            raise LocalProtocolError(
-                f"{pdu.command_name} {seq} answers no request the peer is waiting on",
-                command_id=cid,
-                sequence_number=seq,
-            )
+            extra = self._inbound_extra.get(seq)
+            if extra is None or cid & ~RESPONSE_BIT not in extra:
+                raise LocalProtocolError(
+                    f"{pdu.command_name} {seq} answers no request the peer is waiting on",
+                    command_id=cid,
+                    sequence_number=seq,
+                )
+            data = ENCODERS[type(pdu)](pdu, seq)  # may raise FieldError: nothing changes then
+            self._out.append(data)
+            # It answers one of the later requests under this number (never a bind: a second
+            # bind is refused by the state table before it gets here).
+            extra.remove(cid & ~RESPONSE_BIT)
+            if not extra:
+                del self._inbound_extra[seq]
+            return
         data = ENCODERS[type(pdu)](pdu, seq)  # may raise FieldError: nothing changes then
         self._out.append(data)
         if request is not None:
-            del self._inbound[seq]
+            extra = self._inbound_extra.get(seq) if self._inbound_extra else None
+            if extra is None:
+                del self._inbound[seq]
+            else:
+                # The next request under this number moves up.
+                self._inbound[seq] = extra.pop(0)
+                if not extra:
+                    del self._inbound_extra[seq]
             if request in BIND_STATES:
                 self._pending_bind = None
                 if pdu.command_status == 0 and cid != _GENERIC_NACK:
@@ -570,6 +605,7 @@ class Connection:
         self._expiries.clear()
         self._windowed = 0
         self._inbound.clear()
+        self._inbound_extra.clear()
         self._enquire_seq = None
         self._pending_bind = None
         self.closed_reason = reason

@@ -38,6 +38,17 @@ class RequestReceived(Event, frozen=True):
     pdu: Pdu
 
 
+class DuplicateSequence(Event, frozen=True):
+    """The peer sent a request under a sequence number it is still waiting on an answer for.
+
+    A protocol error of the peer's, and not fatal: the session keeps both (its
+    ``RequestReceived`` follows this event) and each of its responses answers one of them, so
+    both are handed on and answered (the layers above recognise a message that arrives twice).
+    """
+
+    pdu: Pdu
+
+
 class ResponseReceived(Event, frozen=True):
     """A response (or generic_nack) matched one of our outstanding requests."""
 

@@ -66,7 +66,7 @@ from .correlation import (
     MemoryCorrelationStore,
     ParkingStore,
 )
-from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator
+from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator, settled_record
 from .inbound import InboundAssembler, InboundMessage, OptOut
 from .throttle import AdaptiveThrottle, TokenBucket
 
@@ -84,6 +84,12 @@ _CONGESTION_STATE: Final = int(Tag.congestion_state)
 _GENERIC_NACK: Final = int(CommandId.generic_nack)
 
 UnknownPolicy = Literal["retry", "report"]
+BindStateName = Literal["connecting", "up", "backoff", "stopped", "closed"]
+
+# Closing a bind at the end of a drain: the unbind waits this long for its unbind_resp, and
+# every bind's close together at most ``_CLOSE_TIMEOUT`` before the rest is cancelled.
+_UNBIND_TIMEOUT: Final = 1.0
+_CLOSE_TIMEOUT: Final = 3.0
 
 
 class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -138,10 +144,13 @@ class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class PoolConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     accounts: tuple[AccountConfig, ...]
-    unmatched_after: float = 600.0  # a receipt with no mapping this long is published unmatched
+    unmatched_after: float = 120.0  # a receipt with no mapping this long is published unmatched
     inbound_timeout: float = 120.0  # a concatenated MO missing parts this long is published
     opt_out_keywords: tuple[str, ...] = ("STOP", "BAJA", "UNSUBSCRIBE", "STOPALL", "CANCEL")
     correlation_ttl: float = 7 * 86400.0
+    # How long a settled part's tombstone stays in the store (with ``forget_settled``): a
+    # receipt the SMSC sends again within it is recognised as a repeat.
+    settled_ttl: float = 86400.0
     reconnect_base: float = 0.5
     reconnect_cap: float = 30.0
     retry_base: float = 0.2
@@ -176,6 +185,23 @@ class SubmitOutcome(msgspec.Struct):
     reason: str | None = None
     possible_duplicate: bool = False
     attempts: int = 1
+
+
+class BindSnapshot(msgspec.Struct, frozen=True):
+    """One bind as ``BindPool.bind_states`` sees it now (read-only, for status and metrics).
+
+    ``state``: ``connecting`` (connecting or binding), ``up``, ``backoff`` (waiting to
+    reconnect), ``stopped`` (credentials refused: never retried) or ``closed`` (the pool
+    drained). ``outstanding`` is the requests awaiting a response; ``tps`` the accepted
+    submits per second over the last second.
+    """
+
+    name: str
+    account: str
+    state: BindStateName
+    outstanding: int
+    window: int
+    tps: float
 
 
 class PoolClosed(SmppError):
@@ -283,7 +309,11 @@ class _Bind:
         self.client: Client | None = None
         self.driver: Driver | None = None
         self.conn: Connection | None = None
-        self._state = "connecting"  # connecting, up, backoff, stopped
+        self._state: BindStateName = "connecting"
+        # The supervisor's whole loop (cancelled by a drain to abandon a bind not up) and its
+        # wait on an up session (cancelled by a drain to unbind it).
+        self.scope: anyio.CancelScope | None = None
+        self.up_scope: anyio.CancelScope | None = None
         self.freed = anyio.Event()
         self.acks = 0  # accepted since tick_start
         self.tick_start = tick_start
@@ -295,11 +325,11 @@ class _Bind:
         self.waiters = 0  # tasks waiting on ``freed``
 
     @property
-    def state(self) -> str:
+    def state(self) -> BindStateName:
         return self._state
 
     @state.setter
-    def state(self, value: str) -> None:
+    def state(self, value: BindStateName) -> None:
         self._state = value
         self.account.refresh()
 
@@ -493,8 +523,11 @@ class BindPool:
         (each its own name; the same name after a restart). ``forget_settled``: delete a
         part's mapping from the store once a receipt settled it (delivered, failed, expired,
         deleted, rejected; not "accepted", after which some SMSCs send the outcome), so the
-        store holds messages still waiting for receipts, not days of finished ones; a repeated
-        receipt is still matched from memory if it is one of the last ``recent_settled``."""
+        store holds messages still waiting for receipts (and, for ``settled_ttl``, a small
+        tombstone of each settled part), not days of finished ones. A receipt that comes
+        again for a settled part (found settled in the last ``recent_settled`` parts, or by
+        its tombstone; without ``forget_settled`` the mapping itself is marked) is not
+        published again: ``duplicate_receipts`` counts them."""
         if not config.accounts:
             raise ValueError("a pool needs at least one account")
         names = [a.name for a in config.accounts]
@@ -539,13 +572,13 @@ class BindPool:
         self._correlator = ReceiptCorrelator(
             unmatched_after=config.unmatched_after,
             resolver=resolver,
-            recent_settled=recent_settled if forget_settled else 0,
+            recent_settled=recent_settled,
             journal=self._parking is not None,
             # Parked receipts of every run of this instance live side by side in the store.
             key_prefix=f"{os.urandom(6).hex()}:",
         )
         self._memory_store = self.store if isinstance(self.store, MemoryCorrelationStore) else None
-        self._forget: dict[str, list[str]] = {}  # settled mappings to delete, per account
+        self._forget: list[CorrelationRecord] = []  # tombstones of settled parts, to store
         self._parking_lock = anyio.Lock()
         self._assembler = InboundAssembler(timeout=config.inbound_timeout)
         self._opt_out = OptOut(config.opt_out_keywords)
@@ -572,7 +605,12 @@ class BindPool:
             "dlrs": 0,
             "inbound": 0,
             "parked": 0,
+            "duplicate_receipts": 0,
+            "unmatched_receipts": 0,
         }
+        self._drained = anyio.Event()  # the drain has closed every bind
+        self._supervisors = 0  # supervisor tasks still running
+        self._supervisors_done = anyio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -602,19 +640,72 @@ class BindPool:
             while sum(b.state == "up" for a in self.accounts.values() for b in a.binds) < want:
                 await anyio.sleep(0.01)
 
+    @property
+    def duplicate_receipts(self) -> int:
+        """Receipts recognised as repeats of one already published for a settled part (sent
+        again after a dropped connection, or twice by the SMSC), and not published again."""
+        return self._correlator.duplicates
+
+    @property
+    def unmatched_receipts(self) -> int:
+        """Receipts published unmatched (no mapping within ``unmatched_after``, or parking
+        full)."""
+        return self.stats["unmatched_receipts"]
+
+    def bind_states(self) -> list[BindSnapshot]:
+        """Every bind as it is now, account by account (a read-only snapshot)."""
+        out: list[BindSnapshot] = []
+        for account in self.accounts.values():
+            window = account.config.window
+            for bind in account.binds:
+                conn = bind.conn
+                out.append(
+                    BindSnapshot(
+                        bind.name,
+                        account.name,
+                        bind.state,
+                        conn.outstanding if conn is not None else 0,
+                        window,
+                        bind.measured_rate,
+                    )
+                )
+        return out
+
+    @property
+    def draining(self) -> bool:
+        """Whether ``drain`` has begun (no new message is taken, no bind connects again)."""
+        return self._draining
+
     async def drain(self, timeout: float = 30.0) -> list[OutboundMessage]:
         """Stop taking new messages, wait up to ``timeout`` for what is in flight to settle,
         then unbind everything.
 
-        Callers blocked in ``send`` get ``PoolClosed`` (their message was not sent). Messages
-        that had parts out when time ran up get an ``unknown`` outcome; those with no part
-        ever handed to a bind are returned, to be given back to whoever queued them.
+        From the moment it starts no bind connects again: a bind that is down stays down, one
+        connecting or binding is abandoned, waits before reconnecting end. Binds that are up
+        stay up while what is in flight settles; then each is unbound (waiting at most
+        ``_UNBIND_TIMEOUT`` for the unbind_resp) and closed, all within ``_CLOSE_TIMEOUT``. So
+        it returns within ``timeout`` plus that close time whatever the SMSC does (gone,
+        silent, throttling everything).
+
+        Callers blocked in ``send`` get ``PoolClosed`` (their message was not sent), at once
+        when no bind of their account is up. Messages that had parts out when time ran up
+        get an ``unknown`` outcome (a part resent after a lost connection, or a multipart
+        message with parts accepted, that cannot go on without a bind: ``unknown`` too; a
+        part refused and not resent: ``error``); those with no part ever handed to a bind are
+        returned, to be given back to whoever queued them. A second call returns ``[]``.
         """
+        if self._draining:
+            await self._close_binds()
+            return []
         self._draining = True
         for account in self.accounts.values():
+            for bind in account.binds:
+                if bind.state != "up" and bind.scope is not None:
+                    bind.scope.cancel()  # backoff or connecting: abandoned
             account.poke()
             for bind in account.binds:
                 bind.wake()
+        self._retry_event.set()
         with anyio.move_on_after(timeout):
             while self._jobs:
                 self._idle = anyio.Event()
@@ -630,6 +721,8 @@ class BindPool:
             job.unknown = True
             job.error_reason = f"pool drained after {timeout:g} s with parts unanswered"
             self._finish(job)
+        # Unbound before the last publishing: receipts read meanwhile are published too.
+        await self._close_binds()
         # Whatever is settled gets published before we go, and so do MOs still missing parts.
         await self._flush_settled()
         partial = self._assembler.flush()
@@ -641,6 +734,19 @@ class BindPool:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
         return unsent
+
+    async def _close_binds(self) -> None:
+        """Unbind every bind that is up and wait (``_CLOSE_TIMEOUT`` at most) for every
+        supervisor to end (draining: none reconnects)."""
+        for account in self.accounts.values():
+            for bind in account.binds:
+                if bind.up_scope is not None:
+                    bind.up_scope.cancel()  # its supervisor unbinds
+                elif bind.scope is not None and bind.state != "up":
+                    bind.scope.cancel()
+        if self._supervisors:
+            with anyio.move_on_after(_CLOSE_TIMEOUT):
+                await self._supervisors_done.wait()
 
     # ------------------------------------------------------------------ sending
 
@@ -715,8 +821,10 @@ class BindPool:
         assert driver is not None
         try:
             driver.start_request(job.pdus[0], job, now=now)
-        except (WindowFull, SessionClosedError):
-            return False  # the general path copes (and marks a closed bind)
+        except (SessionClosedError, LocalProtocolError):
+            # A full window, a session closed or unbinding: the general path copes (and
+            # marks a bind that cannot submit).
+            return False
         job.bind = bind
         job.sent_on[0] = bind
         job.sent_gen[0] = bind.generation + 1
@@ -735,11 +843,11 @@ class BindPool:
                 if self._draining:
                     raise PoolClosed("the pool is draining")
                 await account.wait_changed()
-                if self._start_now(job, None):
+                if not self._draining and self._start_now(job, None):
                     return
         except BaseException:
             # Nothing went out: the caller still owns the message.
-            self._jobs.discard(job)
+            self._disown(job)
             raise
         await self._send_job(job)
 
@@ -749,7 +857,7 @@ class BindPool:
         except BaseException:
             if not job.started:
                 # Nothing went out: the caller still owns the message.
-                self._jobs.discard(job)
+                self._disown(job)
                 raise
             # Some parts are out: the rest will not follow; the outcome says so.
             job.unknown = True
@@ -760,6 +868,14 @@ class BindPool:
             if not job.pending:
                 self._finish(job)
             raise
+
+    def _disown(self, job: _Job) -> None:
+        """Nothing of ``job`` went out and its caller is told so (``PoolClosed``, or its own
+        cancellation): the pool holds it no more. A drain waiting for the last job hears of
+        it (else it would wait out its whole timeout for a message that is gone)."""
+        self._jobs.discard(job)
+        if not self._jobs:
+            self._idle.set()
 
     def _account_for(self, message: OutboundMessage) -> _Account:
         if message.account is not None:
@@ -779,6 +895,9 @@ class BindPool:
         while remaining:
             if self._draining and not job.started:
                 raise PoolClosed("the pool is draining")
+            if job.done:
+                # The drain gave up on it (an outcome is out): nothing more may go.
+                raise PoolClosed("the pool drained before every part was sent")
             bind = await self._acquire(job.account, job.bind)
             job.bind = bind
             while remaining:
@@ -792,10 +911,11 @@ class BindPool:
                     driver.start_request(job.pdus[i], job)
                 except WindowFull:
                     continue
-                except SessionClosedError:
-                    # The session ended under us; its supervisor will notice soon, but no
-                    # one may pick this bind meanwhile (that would spin without yielding).
-                    bind.state = "backoff"
+                except (SessionClosedError, LocalProtocolError):
+                    # The session ended (or is unbinding) under us; its supervisor will
+                    # notice soon, but no one may pick this bind meanwhile (that would spin
+                    # without yielding).
+                    bind.state = "closed" if self._draining else "backoff"
                     job.bind = None
                     bind.account.poke()
                     break
@@ -815,13 +935,16 @@ class BindPool:
                 return max(candidates, key=_Bind.free_slots)
             if all(b.state == "stopped" for b in account.binds):
                 raise PoolClosed(f"every bind of account {account.name!r} is stopped")
+            if self._draining:
+                # No bind connects again: waiting would only hold the drain up.
+                raise PoolClosed(f"the pool is draining and no bind of {account.name!r} is up")
             await account.wait_changed()
 
     async def _wait_slot(self, bind: _Bind, job: _Job) -> bool:
         """Wait for a window slot and TPS tokens on ``bind``; False if it stops being usable
         (or the pool starts draining before this message got anything out)."""
         while True:
-            if not bind.can_submit or (self._draining and not job.started):
+            if not bind.can_submit or job.done or (self._draining and not job.started):
                 return False
             if bind.free_slots() <= 0:
                 await bind.wait_freed()
@@ -964,12 +1087,16 @@ class BindPool:
             self._tg.start_soon(self._resend, job, i)
 
     async def _resend(self, job: _Job, i: int) -> None:
+        if job.done:
+            return  # the drain gave up on it: its outcome is out
         try:
             await self._send_parts(job, [i])
         except PoolClosed as exc:
-            job.unknown = job.unknown or job.possible_duplicate
+            # The SMSC may have this part (an unanswered copy) or others of the message:
+            # unknown; else it has none of it, and the part was refused: error.
+            if job.possible_duplicate or any(job.message_ids):
+                job.unknown = True
             job.error_reason = f"not resent: {exc}"
-            job.code = job.code or 0
             job.settled[i] = True
             if not job.pending:
                 self._finish(job)
@@ -981,14 +1108,27 @@ class BindPool:
             await self._flush_settled()
 
     async def _flush_settled(self) -> None:
-        """Store the mappings of every settled message and publish their outcomes."""
-        async with self._settle_lock:
-            await self._publish_settled()
+        """Store the mappings of every settled message and publish their outcomes.
+
+        Shielded: it runs in whichever task got there first (the settler, a drain, or a
+        driver's handler for receipts, which is cancelled when its connection goes), and the
+        messages it took must be published whoever is cancelled meanwhile."""
+        with anyio.CancelScope(shield=True):
+            async with self._settle_lock:
+                await self._publish_settled()
 
     async def _publish_settled(self) -> None:
         jobs, self._settled = self._settled, []
         if not jobs:
             return
+        try:
+            await self._publish_jobs(jobs)
+        except BaseException:
+            # Not published (a store or handler failure): they stay settled, to go next time.
+            self._settled[:0] = jobs
+            raise
+
+    async def _publish_jobs(self, jobs: list[_Job]) -> None:
         now = anyio.current_time()
         wall = _wall_clock()
         records: list[CorrelationRecord] = []
@@ -1071,41 +1211,49 @@ class BindPool:
             for account_name, ids in correlator.relookups_due(now).items():
                 found = await self.store.get_many(account_name, ids)
                 events += correlator.receipts_found(account_name, found, now)
-            events += correlator.expire(now)
-            if events:
-                await self._publish_dlrs(events)
-            await self._sync_parking()
-            await self._forget_settled()
-            expired = self._assembler.expire(now)
-            if expired:
-                self.stats["inbound"] += len(expired)
-                await self.handler.on_inbound(expired)
+            # Taken out of the correlator and the assembler: published whoever is cancelled.
+            with anyio.CancelScope(shield=True):
+                events += correlator.expire(now)
+                if events:
+                    await self._publish_dlrs(events)
+                await self._sync_parking()
+                await self._forget_settled()
+                expired = self._assembler.expire(now)
+                if expired:
+                    self.stats["inbound"] += len(expired)
+                    await self.handler.on_inbound(expired)
 
     async def _publish_dlrs(self, events: list[DlrEvent]) -> None:
-        self.stats["dlrs"] += len(events)
+        stats = self.stats
+        stats["dlrs"] += len(events)
+        unmatched = sum(1 for e in events if e.record is None)
+        if unmatched:
+            stats["unmatched_receipts"] += unmatched
         await self.handler.on_dlrs(events)
-        if self.forget_settled:
-            # Published: a part whose receipt settled it needs its mapping no more.
-            forget = self._forget
-            for event in events:
-                record = event.record
-                if record is not None and event.receipt.stat in SETTLED_STATS:
-                    ids = forget.get(record.account)
-                    if ids is None:
-                        ids = forget[record.account] = []
-                    ids.append(record.message_id)
-            if forget and self._memory_store is not None:
-                # In memory, deleting costs less than keeping: at once, without awaiting.
-                for account, ids in forget.items():
-                    self._memory_store.delete(account, ids)
-                forget.clear()
+        stats["duplicate_receipts"] = self._correlator.duplicates
+        # Published: a part whose receipt settled it needs its mapping no more, only a
+        # tombstone, so that a repeat of the receipt is recognised (``forget_settled``: for
+        # ``settled_ttl``; else the mapping is marked and kept as long as it was).
+        forget = self._forget
+        for event in events:
+            record = event.record
+            if record is not None and event.receipt.stat in SETTLED_STATS:
+                forget.append(settled_record(record, event.receipt.stat))
+        if forget and self._memory_store is not None:
+            # In memory: at once, without awaiting.
+            self._memory_store.put(forget, self._settled_ttl)
+            forget.clear()
+
+    @property
+    def _settled_ttl(self) -> float | None:
+        return self.config.settled_ttl if self.forget_settled else None
 
     async def _forget_settled(self) -> None:
-        """Delete the mappings of settled parts (a store round trip per account, once a
-        second: not one per receipt batch)."""
-        forget, self._forget = self._forget, {}
-        for account, ids in forget.items():
-            await self.store.delete_many(account, ids)
+        """Replace the mappings of settled parts by their tombstones (one store round trip
+        once a second: not one per receipt batch)."""
+        forget, self._forget = self._forget, []
+        if forget:
+            await self.store.put_many(forget, self._settled_ttl)
 
     async def _sync_parking(self) -> None:
         """Make the store's parked receipts what the correlator has parked: save the new ones,
@@ -1130,11 +1278,26 @@ class BindPool:
     # ------------------------------------------------------------------ binds
 
     async def _supervise(self, bind: _Bind) -> None:
-        """Keep one bind up for as long as the pool runs."""
+        """Keep one bind up for as long as the pool runs (until it drains)."""
+        self._supervisors += 1
+        try:
+            with anyio.CancelScope() as scope:
+                bind.scope = scope
+                await self._keep_up(bind)
+        finally:
+            bind.scope = None
+            self._supervisors -= 1
+            if not self._supervisors:
+                self._supervisors_done.set()
+            if self._draining and bind.state != "stopped":
+                bind.state = "closed"
+                bind.account.poke()
+
+    async def _keep_up(self, bind: _Bind) -> None:
         account = bind.account
         cfg = account.config
         attempt = 0
-        while True:
+        while not self._draining:
             bind.state = "connecting"
             try:
                 async with open_session(
@@ -1151,12 +1314,26 @@ class BindPool:
                     profile=account.profile,
                     on_request_batch=functools.partial(self._on_requests, bind),
                 ) as client:
+                    if self._draining:
+                        # Bound just as the drain began: not for sending.
+                        await client.unbind(_UNBIND_TIMEOUT)
+                        return
                     bind.attach(client)
                     bind.state = "up"
                     attempt = 0
                     log.info("bind up", bind=bind.name, smsc=client.smsc_system_id)
                     account.poke()
-                    await client.driver.wait_closed()
+                    with anyio.CancelScope() as up:
+                        bind.up_scope = up  # a drain cancels it to unbind
+                        await client.driver.wait_closed()
+                    bind.up_scope = None
+                    if not client.driver.closed:
+                        # The drain is over: out of the routing, then unbind (briefly).
+                        bind.state = "closed"
+                        account.poke()
+                        await client.unbind(_UNBIND_TIMEOUT)
+                        log.info("bind closed", bind=bind.name)
+                        return
                     reason = client.driver.closed_reason
                     log.warning("bind lost", bind=bind.name, reason=reason)
                 failure = BindFailureClass.NETWORK
@@ -1168,8 +1345,9 @@ class BindPool:
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
                 # Out of the routing first, then without a session.
+                bind.up_scope = None
                 if bind.state == "up":
-                    bind.state = "backoff"
+                    bind.state = "closed" if self._draining else "backoff"
                 bind.attach(None)
                 bind.freed.set()
                 account.poke()
@@ -1182,6 +1360,8 @@ class BindPool:
                 )
                 account.poke()
                 return
+            if self._draining:
+                return  # a bind down stays down
             bind.state = "backoff"
             self.stats["reconnects"] += 1
             delay = self._reconnect.delay(attempt, self._rng, long=failure is BindFailureClass.BUSY)
@@ -1208,22 +1388,31 @@ class BindPool:
                 inbound += self._assembler.add(
                     parse_delivery(pdu, profile), name, now, profile=profile
                 )
-        if receipts:
-            if self._settled:
-                # Responses of this very receive (or just before) may announce these
-                # receipts' messages: their mappings go in first, so the receipts find them
-                # instead of being parked, and "sent" is published before "delivered".
-                await self._flush_settled()
-            found = await self.store.get_many(name, [r.message_id for r in receipts])
-            correlator = self._correlator
-            events = correlator.receipts_arrived(name, receipts, found, now, bind=bind.name)
-            if events:
-                await self._publish_dlrs(events)
-            # Receipts parked here are in the store before the SMSC hears we have them.
-            await self._sync_parking()
-        if inbound:
-            self.stats["inbound"] += len(inbound)
-            await self.handler.on_inbound(inbound)
+        # Nothing here needs the bind's session: this runs after its connection is gone too
+        # (the driver hands over what it read before the close), and is shielded, since what
+        # the correlator and the assembler took in must be published even if the driver's
+        # task is cancelled meanwhile (a drain, a connection lost). A receipt not published
+        # is not answered either, so the SMSC sends it again; one published twice is
+        # recognised as a repeat.
+        with anyio.CancelScope(shield=True):
+            if receipts:
+                if self._settled:
+                    # Responses of this very receive (or just before) may announce these
+                    # receipts' messages: their mappings go in first, so the receipts find
+                    # them instead of being parked, and "sent" is published before
+                    # "delivered".
+                    await self._flush_settled()
+                found = await self.store.get_many(name, [r.message_id for r in receipts])
+                correlator = self._correlator
+                events = correlator.receipts_arrived(name, receipts, found, now, bind=bind.name)
+                self.stats["duplicate_receipts"] = correlator.duplicates
+                if events:
+                    await self._publish_dlrs(events)
+                # Receipts parked here are in the store before the SMSC hears we have them.
+                await self._sync_parking()
+            if inbound:
+                self.stats["inbound"] += len(inbound)
+                await self.handler.on_inbound(inbound)
         return [None] * len(pdus)
 
     def inbound_status(self, message: InboundMessage) -> str:

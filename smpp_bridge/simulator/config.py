@@ -118,8 +118,17 @@ class ServerConfig(_Struct, frozen=True):
     window: int = 10
     response_timeout: float = 30.0
     enquire_link_interval: float | None = None
-    session_init_timeout: float | None = None
+    # Close a connection that sent no bind within this many seconds (the spec's
+    # session_init_timer; typical 10-30 s). None: never.
+    session_init_timeout: float | None = 30.0
     inactivity_timeout: float | None = None
+    # Abuse limits: failed binds are answered after ``failed_bind_delay`` seconds, and the
+    # connection is closed after its ``max_failed_binds``-th failed bind (None: never).
+    failed_bind_delay: float = 0.5
+    max_failed_binds: int | None = 3
+    # Refusal log lines (refused binds, connections closed before a bind): at most one per
+    # reason per this many seconds, then one line with the count suppressed meanwhile.
+    refusal_log_interval: float = 1.0
     # Send sc_interface_version (0x34) in bind responses to v3.4+ ESMEs.
     sc_interface_version: int | None = 0x34
     # Write each PDU in its own send (as some SMSCs do) instead of one send per batch.
@@ -139,6 +148,12 @@ class ServerConfig(_Struct, frozen=True):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive when set")
+        if self.failed_bind_delay < 0:
+            raise ValueError("failed_bind_delay must not be negative")
+        if self.max_failed_binds is not None and self.max_failed_binds < 1:
+            raise ValueError("max_failed_binds must be at least 1 when set")
+        if self.refusal_log_interval < 0:
+            raise ValueError("refusal_log_interval must not be negative")
         if self.sc_interface_version is not None and not 0 <= self.sc_interface_version <= 255:
             raise ValueError("sc_interface_version must fit in one octet")
 
@@ -245,14 +260,27 @@ class Receipts(_Struct, frozen=True):
     include_text: bool = True
     # receipted_message_id, message_state and network_error_code TLVs.
     tlvs: bool = True
-    # "any": any RX/TRX bind of the account (parked until one binds); "same": only the bind
-    # that submitted (lost when it is a transmitter or gone).
-    route: Literal["any", "same"] = "any"
+    # Where a receipt goes. Whatever the choice, a receipt no bind can take now is stored for
+    # its system_id (store and forward) and goes to the next receiving bind:
+    # "any": any RX/TRX bind of the system_id, round robin;
+    # "same": the bind that submitted while it can receive (else as "any");
+    # "other": a receiving bind other than the one that submitted when there is one.
+    route: Literal["any", "same", "other"] = "any"
     data_coding: int = 0
-    # A deliver_sm the ESME refuses (non-zero deliver_sm_resp, timeout, lost session) is tried
-    # again after retry_interval, up to max_attempts in all; MO messages follow the same rule.
+    # A deliver_sm the ESME refuses with a transient status (or leaves unanswered on a live
+    # session) is tried again after retry_interval, up to max_attempts in all; one refused with
+    # a status of ``permanent_statuses`` is given up at once (``deliver_failures``). A
+    # deliver_sm whose connection dropped before its deliver_sm_resp goes back to the front of
+    # the system_id's store, without counting as an attempt. MO messages follow the same rules.
     max_attempts: int = 3
     retry_interval: float = 5.0
+    permanent_statuses: tuple[Status, ...] = ("ESME_RX_P_APPN", "ESME_RX_R_APPN")
+    # Stored receipts and MO parts older than this (seconds since they came due) are given up
+    # (``dlrs_expired``, ``dlrs_lost``); None: kept for ever.
+    store_expiry: float | None = None
+    # At most this many stored per system_id; beyond, new ones are given up
+    # (``store_overflows``, ``dlrs_lost``).
+    store_limit: int = 1_000_000
 
     def __post_init__(self) -> None:
         _check_distribution(self.delay, "delay")
@@ -267,6 +295,12 @@ class Receipts(_Struct, frozen=True):
             raise ValueError("max_attempts must be at least 1")
         if self.retry_interval < 0:
             raise ValueError("retry_interval must not be negative")
+        for status in self.permanent_statuses:
+            resolve_status(status)
+        if self.store_expiry is not None and self.store_expiry <= 0:
+            raise ValueError("store_expiry must be positive when set")
+        if self.store_limit < 0:
+            raise ValueError("store_limit must not be negative")
 
 
 def _default_texts() -> tuple[str, ...]:
@@ -315,9 +349,23 @@ class QueueFullBursts(_Struct, frozen=True):
 class Faults(_Struct, frozen=True):
     """Misbehaviour on purpose, per connection. PDU counts are requests from the ESME that
     reach the simulator (binds, submits, queries — not enquire_link or unbind, which the
-    session answers by itself), counted per connection from 1."""
+    session answers by itself), counted per connection from 1.
+
+    ``drop_at_submit = N``: at the N-th submit (submit_sm, data_sm or submit_multi) of a
+    connection, counted from 1 on each connection (so with reconnecting clients: a drop at every
+    N-th submit of every connection), the simulator stops answering on that connection: the
+    N-th submit and every request after it are ignored (not answered, not accepted, counted in
+    ``ignored_after_drop``); the answers produced before it are flushed, then the socket is
+    half-closed (FIN). ``drop_mode = "close"`` destroys it ``drop_linger`` seconds later;
+    ``"half_close"`` keeps reading (and ignoring) until the peer closes. deliver_sm_resp that
+    arrive meanwhile still count; receipts of accepted submits are still owed (stored, sent on
+    the next receiving bind), and deliver_sm left unanswered are sent again.
+    """
 
     close_after_pdus: int | None = None
+    drop_at_submit: int | None = None
+    drop_mode: Literal["close", "half_close"] = "close"
+    drop_linger: float = 0.5
     stall_after_pdus: int | None = None
     stall_for: float | None = None  # None: stalled until the simulator stops
     drop_response_probability: float = 0.0
@@ -333,10 +381,17 @@ class Faults(_Struct, frozen=True):
     queue_full: QueueFullBursts | None = None
 
     def __post_init__(self) -> None:
-        for name in ("close_after_pdus", "stall_after_pdus", "garble_after_pdus"):
+        for name in (
+            "close_after_pdus",
+            "stall_after_pdus",
+            "garble_after_pdus",
+            "drop_at_submit",
+        ):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1 when set")
+        if self.drop_linger < 0:
+            raise ValueError("drop_linger must not be negative")
         if self.stall_for is not None and self.stall_for <= 0:
             raise ValueError("stall_for must be positive when set")
         _check_probability(self.drop_response_probability, "drop_response_probability")
@@ -352,7 +407,80 @@ class Faults(_Struct, frozen=True):
             self.close_after_pdus is not None
             or self.stall_after_pdus is not None
             or self.garble_after_pdus is not None
+            or self.drop_at_submit is not None
         )
+
+
+class Chaos(_Struct, frozen=True):
+    """A seeded mix of every misbehaviour, decided per submit and per receipt from ``seed``
+    alone (the same seed makes the same decisions for the same sequence of submits).
+
+    Per submit (counted over the whole simulator, ignored submits of dropping connections
+    excepted), at most one of: a connection drop (``drop``; a ``half_close_share`` of them in
+    the half-close variant), a stall of the connection (``stall``, for ``stall_for`` seconds),
+    a throttling burst (``throttle``: the next ``burst_length`` submits refused with
+    ESME_RTHROTTLED), a queue-full burst (``queue_full``: likewise with ESME_RMSGQFUL), an SMSC
+    restart (``restart``: every connection closed at once, new ones refused for
+    ``restart_pause`` seconds; stored and scheduled receipts survive). Rates are probabilities
+    per submit. Per receipt (each final or intermediate of an accepted message): sent before the
+    submit_sm_resp (``receipt_before_resp``), on another receiving bind of the system_id
+    (``receipt_other_bind``), or right after the response on the same bind
+    (``receipt_same_bind``), else as configured in ``receipts``. With ``message_ids`` the
+    rendering of ids (decimal or hex, in the response and in the receipt) is drawn from the
+    seed once per run. No message is lost: every accepted submit asking for a receipt gets it
+    (store and forward), unless ``receipts.store_expiry`` passes.
+
+    The defaults cost a windowed client with 2 binds about 30 s per 10 000 messages.
+    """
+
+    seed: int = 0
+    drop: float = 1 / 2500
+    half_close_share: float = 0.5
+    stall: float = 1 / 5000
+    stall_for: Distribution = msgspec.field(default_factory=lambda: Uniform(low=0.2, high=1.0))
+    throttle: float = 1 / 1500
+    queue_full: float = 1 / 3000
+    burst_length: tuple[int, int] = (10, 60)
+    restart: float = 1 / 6000
+    restart_pause: Distribution = msgspec.field(default_factory=lambda: Uniform(low=0.2, high=1.0))
+    receipt_before_resp: float = 0.05
+    receipt_other_bind: float = 0.2
+    receipt_same_bind: float = 0.2
+    message_ids: bool = True
+
+    def __post_init__(self) -> None:
+        for name in (
+            "drop",
+            "half_close_share",
+            "stall",
+            "throttle",
+            "queue_full",
+            "restart",
+            "receipt_before_resp",
+            "receipt_other_bind",
+            "receipt_same_bind",
+        ):
+            _check_probability(getattr(self, name), name)
+        if self.drop + self.stall + self.throttle + self.queue_full + self.restart > 1:
+            raise ValueError("the per-submit rates must add up to at most 1")
+        if self.receipt_before_resp + self.receipt_other_bind + self.receipt_same_bind > 1:
+            raise ValueError("the per-receipt rates must add up to at most 1")
+        low, high = self.burst_length
+        if not 1 <= low <= high:
+            raise ValueError("burst_length must be [low, high] with 1 <= low <= high")
+        _check_distribution(self.stall_for, "stall_for")
+        _check_distribution(self.restart_pause, "restart_pause")
+
+
+class LedgerConfig(_Struct, frozen=True):
+    """The per-message ledger (see ``simulator/ledger.py`` for the file format)."""
+
+    enabled: bool = False  # keep it in memory (``sim.stats.ledger``)
+    path: str | None = None  # write it here when the simulator stops (implies enabled)
+
+    @property
+    def on(self) -> bool:
+        return self.enabled or self.path is not None
 
 
 class SimulatorConfig(_Struct, frozen=True):
@@ -366,6 +494,8 @@ class SimulatorConfig(_Struct, frozen=True):
     receipts: Receipts = msgspec.field(default_factory=Receipts)
     mo: MobileOriginated = msgspec.field(default_factory=MobileOriginated)
     faults: Faults = msgspec.field(default_factory=Faults)
+    chaos: Chaos | None = None
+    ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -405,11 +535,13 @@ def validate(config: SimulatorConfig) -> SimulatorConfig:
 __all__ = [
     "Account",
     "BindType",
+    "Chaos",
     "ConfigError",
     "Distribution",
     "Exponential",
     "Faults",
     "Fixed",
+    "LedgerConfig",
     "MessageIds",
     "MobileOriginated",
     "Normal",

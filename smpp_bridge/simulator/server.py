@@ -36,6 +36,7 @@ from ..codec.text import EncodingProfile, profile_named
 from ..codec.tlv import Tag, Tlv
 from ..errors import EncodingError
 from ..session import SessionConfig
+from . import ledger as _ledger
 from .behaviours import (
     MessageIdFactory,
     OutcomePicker,
@@ -45,6 +46,7 @@ from .behaviours import (
     intermediate_outcome,
     make_sampler,
 )
+from .chaos import ChaosEngine, chaos_message_ids
 from .config import (
     Account,
     BindType,
@@ -58,8 +60,8 @@ from .smsc import AccountState, Outbound, SmscSession
 from .stats import Stats
 
 S = CommandStatus
-# Receipts kept for an account with no receiving bind; beyond this they count as lost.
-PARK_LIMIT: Final = 100_000
+# How often stored deliver_sm are checked against ``receipts.store_expiry``.
+_SWEEP_INTERVAL: Final = 1.0
 
 
 class EventLog(Protocol):
@@ -74,7 +76,11 @@ class Simulator:
 
     ``stats`` holds the counters; ``accounts`` the accounts by system_id (with their current
     binds); ``port`` the listening port once ``listen`` ran. ``log`` (optional) gets one
-    event per bind, refused bind and closed session.
+    event per bind and closed session; refusals (refused binds, connections closed before a
+    bind) are rate-limited to one line per reason per ``server.refusal_log_interval``, then one
+    line with ``suppressed=N``. ``chaos`` is the chaos engine when the profile is on (its
+    ``log`` and ``counts`` show what it did). With ``ledger.path`` the ledger is written when
+    the simulator stops.
     """
 
     def __init__(
@@ -96,7 +102,16 @@ class Simulator:
             inactivity_timeout=server.inactivity_timeout,
             session_init_timeout=server.session_init_timeout,
         )
-        self.stats = Stats()
+        submit = config.submit
+        ids_config = submit.message_id
+        if config.chaos is not None and config.chaos.message_ids:
+            ids_config = chaos_message_ids(config.chaos)
+        self.ids = MessageIdFactory(ids_config, rng("ids"))
+        ledger = None
+        if config.ledger.on:
+            ledger = _ledger.Ledger(self.ids.for_response, wide_ids=ids_config.format == "uuid")
+        self.stats = Stats(ledger)
+        self.chaos = ChaosEngine(config.chaos, self) if config.chaos is not None else None
         self.accounts: dict[str, AccountState] = {}
         for account in config.accounts:
             self._add_account(account)
@@ -107,11 +122,12 @@ class Simulator:
         self.started = 0.0
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
+        self._paused_until = -math.inf  # a restart refuses connections until then
+        # Refusal log windows: (event, reason) -> [suppressed count, last fields].
+        self._refusals: dict[tuple[str, Any], list[Any]] = {}
 
-        submit = config.submit
         faults = config.faults
         receipts = config.receipts
-        self.ids = MessageIdFactory(submit.message_id, rng("ids"))
         self.latency = make_sampler(submit.latency, rng("latency"))
         self.fault_random: Callable[[], float] = rng("faults").random
         self.delay_response = make_sampler(faults.delay_response, rng("delay_response"))
@@ -128,7 +144,15 @@ class Simulator:
         elif faults.congestion_state is not None:
             self.congestion_tlvs = (Tlv(Tag.congestion_state, bytes((faults.congestion_state,))),)
         self.receipts_on = receipts.enabled
-        self.route_same = receipts.route == "same"
+        # Receipts remember the submitting bind for "same" (go to it) and "other" (avoid it).
+        self.route_origin = receipts.route != "any"
+        self.route_other = receipts.route == "other"
+        self.receipt_before_resp = faults.receipt_before_resp
+        self.store_expiry = receipts.store_expiry
+        self.store_limit = receipts.store_limit
+        self.permanent_statuses = frozenset(
+            resolve_status(status) for status in receipts.permanent_statuses
+        )
         self.receipt_data_coding = receipts.data_coding
         # Receipt dates are wall-clock; derived from the anyio clock read once per batch.
         self.wall_offset = 0.0
@@ -179,6 +203,8 @@ class Simulator:
         self.started = anyio.current_time()
         self.wall_offset = time.time() - self.started
         self._stack = stack
+        if self.store_expiry is not None:
+            self.scheduler.call_at(self.started + _SWEEP_INTERVAL, self._sweep)
         return self
 
     async def __aexit__(
@@ -192,13 +218,19 @@ class Simulator:
         assert stack is not None and tg is not None
         tg.cancel_scope.cancel()
         try:
-            return await stack.__aexit__(exc_type, exc, tb)
+            result = await stack.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
             # The task group wraps an error of the ``async with`` body (a failed assertion, a
             # port already in use) in a group of one; hand it back as it was raised.
             if exc is not None and group.exceptions == (exc,):
                 raise exc from None
             raise
+        finally:
+            self.flush_refusals()
+            path = self.config.ledger.path
+            if path is not None:
+                self.stats.write_ledger(path)
+        return result
 
     def _task_group(self) -> anyio.abc.TaskGroup:
         if self._tg is None:
@@ -234,6 +266,13 @@ class Simulator:
     async def serve_stream(self, stream: anyio.abc.ByteStream) -> None:
         """Serve one connection until it ends."""
         self._task_group()
+        if anyio.current_time() < self._paused_until:
+            # Restarting: the connection is closed at once, as through a load balancer in
+            # front of an SMSC that is not up yet.
+            self.stats.unbound.connections_refused += 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            return
         session = SmscSession(self, stream)
         self.sessions.add(session)
         self.connections_total += 1
@@ -273,17 +312,62 @@ class Simulator:
 
     def bound_receiver(self, session: SmscSession) -> None:
         """A receiving bind came up: hand it what waited for one, start its MO traffic."""
-        account = session.account
-        assert account is not None
-        parked = account.parked
-        while parked and session.can_receive:
-            session.deliver(parked.popleft())
+        session.drain()
         if self.config.mo.rate > 0:
             session.schedule_mo(session.stream.now)
+
+    def restart(self, pause: float) -> None:
+        """Play an SMSC restart: every connection closed at once (nothing more answered),
+        new connections closed for ``pause`` seconds. Stored and scheduled receipts survive."""
+        self.stats.unbound.restarts += 1
+        self._paused_until = anyio.current_time() + pause
+        self.log_event("restart", connections=len(self.sessions), pause=round(pause, 3))
+        for session in list(self.sessions):
+            session.abort("SMSC restart")
 
     def log_event(self, event: str, **fields: Any) -> None:
         if self.log is not None:
             self.log.info(event, **fields)
+
+    def log_refusal(self, event: str, key: Any, **fields: Any) -> None:
+        """Log a refusal, at most one line per (event, reason) per interval; the lines held
+        back are counted and reported in one line when the interval ends."""
+        if self.log is None:
+            return
+        interval = self.config.server.refusal_log_interval
+        if interval <= 0:
+            self.log.info(event, **fields)
+            return
+        window_key = (event, key)
+        window = self._refusals.get(window_key)
+        if window is not None:
+            window[0] += 1
+            window[1] = fields
+            return
+        self.log.info(event, **fields)
+        self._refusals[window_key] = [0, fields]
+        self.scheduler.call_at(
+            anyio.current_time() + interval, self._end_refusal_window, window_key
+        )
+
+    def _end_refusal_window(self, key: tuple[str, Any]) -> None:
+        window = self._refusals.pop(key, None)
+        if window is None or not window[0]:
+            return
+        assert self.log is not None
+        self.log.info(key[0], suppressed=window[0], **window[1])
+        # This line used the next interval's turn.
+        self._refusals[key] = [0, window[1]]
+        interval = self.config.server.refusal_log_interval
+        self.scheduler.call_at(anyio.current_time() + interval, self._end_refusal_window, key)
+
+    def flush_refusals(self) -> None:
+        """Report the refusal lines held back so far (at stop)."""
+        refusals = self._refusals
+        self._refusals = {}
+        for (event, _), (suppressed, fields) in refusals.items():
+            if suppressed and self.log is not None:
+                self.log.info(event, suppressed=suppressed, **fields)
 
     # ------------------------------------------------------------------ rate and burst limits
 
@@ -300,45 +384,98 @@ class Simulator:
     # ------------------------------------------------------------------ deliver_sm routing
 
     def route(self, out: Outbound) -> None:
-        """Send a receipt or MO part to a bind that may take it (or park or lose it)."""
+        """Send a receipt or MO part to a bind that may take it now, else store it for its
+        system_id (store and forward)."""
+        if self.store_expiry is not None and not out.born:
+            out.born = anyio.current_time()
         origin = out.origin
-        if origin is not None:
-            if origin.can_receive:
-                origin.deliver(out)
-            else:
-                self._lose(out)
-            return
         account = out.account
-        receivers = account.receivers
-        # One receiving bind is the common case: skip the round robin.
-        session = (
-            receivers[0] if len(receivers) == 1 and receivers[0].can_receive else account.receiver()
-        )
-        if session is not None:
-            session.deliver(out)
-        elif len(account.parked) < PARK_LIMIT:
-            account.parked.append(out)
-        else:
-            self._lose(out)
+        if origin is not None:
+            out.origin = None  # a preference, spent once
+            if out.avoid:
+                session = account.ready_receiver(origin)
+                if session is not None:
+                    session.start(out)
+                    return
+            elif origin.can_receive:
+                origin.deliver(out)
+                return
+        if not account.store:
+            # One receiving bind is the common case: skip the round robin.
+            receivers = account.receivers
+            session = (
+                receivers[0]
+                if len(receivers) == 1 and receivers[0].ready
+                else account.ready_receiver()
+            )
+            if session is not None:
+                session.start(out)
+                return
+        self._store(out)
 
     # A deliver_sm that could not be started (its session ended) is routed again at once.
     reroute = route
 
-    def redeliver(self, out: Outbound) -> None:
-        """The ESME refused a deliver_sm, or its session ended first: try again later."""
+    def _store(self, out: Outbound) -> None:
+        account = out.account
+        if len(account.store) >= self.store_limit:
+            account.counters.store_overflows += 1
+            self._give_up(out, _ledger.OVERFLOW)
+            return
+        account.store.append(out)
+
+    def put_back(self, account: AccountState, outs: list[Outbound]) -> None:
+        """deliver_sm a closed connection left unanswered (or never sent): in front of the
+        store, in their order, then to any receiving bind with room."""
+        for out in outs:
+            out.origin = None
+        account.store.extendleft(reversed(outs))
+        account.pump()
+
+    def refused(self, out: Outbound, status: int | None) -> None:
+        """The ESME refused a deliver_sm (``status``) or left it unanswered on a live session
+        (None): try again later, unless the status is permanent or attempts ran out."""
         counters = out.account.counters
         out.attempts += 1
-        if out.attempts >= self.config.receipts.max_attempts:
+        if status in self.permanent_statuses or out.attempts >= self.config.receipts.max_attempts:
             counters.deliver_failures += 1
-            self._lose(out)
+            self._settle(out, _ledger.REFUSED)
             return
         counters.deliver_retries += 1
         due = anyio.current_time() + self.config.receipts.retry_interval
         self.scheduler.call_at(due, self.route, out)
 
-    def _lose(self, out: Outbound) -> None:
-        if out.kind != "mo":
+    def expire(self, out: Outbound) -> None:
+        """A stored deliver_sm outlived ``receipts.store_expiry``."""
+        if out.kind == "receipt":
+            out.account.counters.dlrs_expired += 1
+        self._give_up(out, _ledger.EXPIRED)
+
+    def _give_up(self, out: Outbound, fate: int) -> None:
+        if out.kind == "receipt":
             out.account.counters.dlrs_lost += 1
+        self._settle(out, fate)
+
+    def _settle(self, out: Outbound, fate: int) -> None:
+        ledger = self.stats.ledger
+        if ledger is not None and out.entry >= 0:
+            ledger.settle(out.entry, fate)
+
+    def _sweep(self, _: object) -> None:
+        """Give up what the stores kept longer than ``receipts.store_expiry``."""
+        expiry = self.store_expiry
+        assert expiry is not None
+        now = anyio.current_time()
+        for account in self.accounts.values():
+            store = account.store
+            if store and any(now - out.born >= expiry for out in store):
+                kept = [out for out in store if now - out.born < expiry]
+                for out in store:
+                    if now - out.born >= expiry:
+                        self.expire(out)
+                store.clear()
+                store.extend(kept)
+        self.scheduler.call_at(now + _SWEEP_INTERVAL, self._sweep)
 
     # ------------------------------------------------------------------ MO traffic
 
@@ -417,7 +554,7 @@ class Simulator:
             if session is not None:
                 session.deliver(out)
             else:
-                account.parked.append(out)
+                self._store(out)
         return len(outs)
 
 
@@ -436,4 +573,4 @@ async def run_simulator(
         yield sim
 
 
-__all__ = ["PARK_LIMIT", "EventLog", "Simulator", "run_simulator"]
+__all__ = ["EventLog", "Simulator", "run_simulator"]

@@ -5,8 +5,11 @@ Requests are answered inline, in the driver's reader, as each received batch is 
 task and no event per message, and the driver sends every answer of a batch in one write. A
 response that must wait (latency, a delay fault) or never come (a drop) is taken over with
 ``DEFERRED`` and, if due, sent later by the simulator's one scheduler task. Receipts and MO
-messages go out as deliver_sm through the session's own window; what does not fit waits in
-order in ``pending``.
+messages go out as deliver_sm through the session's own window. What no bind can take now waits
+in its system_id's store (``AccountState.store``, store and forward) and goes to whichever
+receiving bind has room; a deliver_sm left unanswered when its connection closed goes back to the
+front of that store. What must go to one bind (MO parts, receipts for the same bind) and does not
+fit its window waits in order in the session's ``pending``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from ..codec.tlv import Tag, Tlv
 from ..errors import LocalProtocolError
 from ..session import Connection, Role, State
 from ..session.connection import WindowFull
+from . import ledger as _ledger
 from .behaviours import ReceiptOutcome, TokenBucket, original_text
 from .config import Account, BindType, resolve_status
 from .stats import Counters
@@ -63,6 +67,9 @@ _BIND_TYPES: Final[dict[type[Pdu], BindType]] = {
     BindTransceiver: "trx",
 }
 _RECEIVES: Final = frozenset({"rx", "trx"})
+_SUBMITS: Final = frozenset({SubmitSm, DataSm, SubmitMulti})
+_MESSAGE_PAYLOAD: Final = int(Tag.message_payload)
+_ACKED: Final = _ledger.ACKED
 # What the simulator answers to the requests it does not carry out (it keeps no message store).
 _NOT_SUPPORTED: Final[dict[type[Pdu], int]] = {
     QuerySm: S.ESME_RQUERYFAIL,
@@ -90,14 +97,15 @@ _GARBLE_HEADERS: Final[dict[str, tuple[int, int]]] = {
 
 
 class AccountState:
-    """An account at run time: its config, counters, binds and receipts waiting for a bind."""
+    """An account at run time: its config, counters, binds, and its store: receipts and MO
+    parts waiting for a receiving bind with room (in order; returned ones in front)."""
 
     def __init__(self, config: Account, counters: Counters) -> None:
         self.config = config
         self.counters = counters
         self.sessions: list[SmscSession] = []
         self.receivers: list[SmscSession] = []
-        self.parked: deque[Outbound] = deque()
+        self.store: deque[Outbound] = deque()
         self._next = 0
         self.window_status = resolve_status(config.window_status)
         self.bucket = (
@@ -131,41 +139,102 @@ class AccountState:
                 return session
         return None
 
+    def ready_receiver(self, exclude: SmscSession | None = None) -> SmscSession | None:
+        """A receiving bind (other than ``exclude``) that can start a deliver_sm at once."""
+        receivers = self.receivers
+        n = len(receivers)
+        if n == 1:
+            session = receivers[0]
+            return session if session is not exclude and session.ready else None
+        for _ in range(n):
+            self._next = (self._next + 1) % n
+            session = receivers[self._next]
+            if session is not exclude and session.ready:
+                return session
+        return None
+
+    def pump(self) -> None:
+        """Let every receiving bind take what it has room for from the store."""
+        for session in list(self.receivers):
+            if not self.store:
+                return
+            session.drain()
+
 
 class Outbound:
     """One deliver_sm the simulator owes an ESME (a receipt or an MO part), until it is
     acknowledged or given up. It is its own completion callback (no closure per message)."""
 
-    __slots__ = ("account", "attempts", "kind", "origin", "pdu", "sent", "session", "stat")
+    __slots__ = (
+        "account",
+        "attempts",
+        "avoid",
+        "born",
+        "dropped",
+        "entry",
+        "kind",
+        "origin",
+        "pdu",
+        "sent",
+        "session",
+        "stat",
+    )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - built per receipt: positional is cheaper
         self,
         pdu: DeliverSm,
         kind: str,
         stat: str,
         account: AccountState,
         origin: SmscSession | None,
+        entry: int = -1,
+        avoid: bool = False,
     ) -> None:
         self.pdu = pdu
         self.kind = kind  # "receipt", "intermediate" or "mo"
         self.stat = stat
         self.account = account
-        self.origin = origin  # the submitting bind, for receipts routed to it only
+        # The submitting bind: the receipt goes to it first (or, with ``avoid``, to another
+        # receiving bind first); once routed the preference is spent.
+        self.origin = origin
+        self.avoid = avoid
+        self.entry = entry  # the ledger row of a final receipt, else -1
         self.session: SmscSession | None = None
         self.attempts = 0
         self.sent = False
+        self.dropped = False  # its connection closed before its deliver_sm_resp
+        self.born = 0.0  # when it first came due (set when a store expiry is configured)
 
     def __call__(self, request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
         session = self.session
         assert session is not None
-        counters = self.account.counters
-        if response is not None and response.command_status == 0:
-            if self.kind == "mo":
-                counters.mo_acked += 1
-            elif self.kind == "receipt":
-                counters.dlrs_acked += 1
+        self.session = None
+        if response is not None:
+            status = response.command_status
+            if status == 0:
+                counters = self.account.counters
+                kind = self.kind
+                if kind == "receipt":
+                    counters.dlrs_acked += 1
+                    if self.entry >= 0:
+                        ledger = session.sim.stats.ledger
+                        if ledger is not None:
+                            ledger.settle(self.entry, _ACKED)
+                elif kind == "mo":
+                    counters.mo_acked += 1
+            else:
+                session.sim.refused(self, status)
+        elif isinstance(error, SessionClosedError):
+            # The connection dropped with it unanswered: back to the front of the store.
+            self.dropped = True
+            if session.closed:
+                session.sim.put_back(self.account, [self])
+            else:
+                session.returned.append(self)
+            return
         else:
-            session.sim.redeliver(self)
+            # No deliver_sm_resp in time on a live session: a transient refusal.
+            session.sim.refused(self, None)
         session.drain()
 
 
@@ -187,14 +256,21 @@ class SmscSession:
         self.bind_type: BindType | None = None
         self.closed = False
         self.pending: deque[Outbound] = deque()
+        # deliver_sm whose connection closed unanswered, in send order, until ``_finish``
+        # puts them back in front of the store.
+        self.returned: list[Outbound] = []
         self.pdus = 0  # requests seen (the fault counters count these)
+        self.submits_seen = 0  # submits that reached the submit faults (drop_at_submit)
         self.received = 0  # requests that expect an answer counted by the window
-        self._scope: anyio.CancelScope | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
         self._aborting = False
+        self._dropping = False  # a drop fault fired: nothing more is answered
+        self._failed_binds = 0
         self._held: list[Pdu] = []  # requests that arrived during a stall
         self._mo_sent = 0
         faults = sim.config.faults
-        self._faulty = faults.counts_pdus
+        self._faulty = faults.counts_pdus or sim.chaos is not None
+        self._ledger = sim.stats.ledger
         self._window: int | None = None
         self._window_status = int(S.ESME_RTHROTTLED)
         self._limited = False  # set at bind: a window, a TPS limit or queue-full bursts
@@ -220,45 +296,55 @@ class SmscSession:
 
     async def run(self) -> None:
         try:
-            with anyio.CancelScope() as scope:
-                self._scope = scope
+            # A task group of its own: a drop fault's half-close and linger live and die
+            # with the connection.
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
                 await self.driver.run()
+                tg.cancel_scope.cancel()
         finally:
+            self._tg = None
             self._finish()
 
     def _finish(self) -> None:
         self.closed = True
         self.stream.resume()
+        sim = self.sim
         account = self.account
         counters = self.counters
         counters.protocol_errors += self.driver.protocol_errors + self.driver.unexpected
+        reason = self.driver.closed_reason or "cancelled"
         if account is not None:
             account.detach(self)
             counters.binds -= 1
-            self.sim.log_event(
-                "closed",
-                system_id=account.system_id,
-                bind=self.bind_type,
-                reason=self.driver.closed_reason or "cancelled",
-            )
-        pending = list(self.pending)
-        self.pending.clear()
-        for out in pending:
-            self.sim.reroute(out)
+            sim.log_event("closed", system_id=account.system_id, bind=self.bind_type, reason=reason)
+            # Sent and unanswered first (in send order), then what never left: in front of
+            # everything stored since, for the next receiving bind.
+            back = self.returned + list(self.pending)
+            self.returned = []
+            self.pending.clear()
+            if back:
+                sim.put_back(account, back)
+        else:
+            if reason == "no bind within the session init timeout":
+                counters.session_init_timeouts += 1
+            sim.log_refusal("closed before bind", reason, reason=reason)
 
     def abort(self, reason: str) -> None:
         """Drop the connection now, without unbind and without answering what is pending."""
         self._aborting = True
         self.driver.close(reason)
-        if self._scope is not None:
-            self._scope.cancel()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
 
     # ------------------------------------------------------------------ requests
 
     def _inline(self, pdu: Pdu) -> _Answer:
         self.pdus += 1
-        if self._faulty and self._fault(pdu):
-            return DEFERRED
+        if self._faulty:
+            taken = self._fault(pdu)
+            if taken is not None:
+                return taken
         # Keyed by type: the handler for a PDU class, found in one dictionary lookup.
         handler = self._handlers.get(type(pdu))
         if handler is not None:
@@ -337,6 +423,12 @@ class SmscSession:
         rejected[status] = rejected.get(status, 0) + 1
         return self._respond(pdu.response(status, tlvs=self._congestion()))
 
+    def refuse(self, pdu: Pdu, status: int) -> _Answer:
+        """Count a submission and refuse it with ``status`` (chaos bursts)."""
+        self.counters.submits += 1
+        self.received += 1
+        return self._reject(pdu, status)
+
     def _congestion(self) -> tuple[Tlv, ...]:
         tlvs = self._resp_tlvs
         if tlvs is None:
@@ -374,15 +466,30 @@ class SmscSession:
         resp = SubmitSmResp(
             pdu.sequence_number, 0, message_id, tlvs if tlvs is not None else self._congestion()
         )
+        ledger = self._ledger
+        entry = -1 if ledger is None else self._record(ledger, pdu, number, pdu.destination_addr)
         if pdu.registered_delivery and self._receipts_on:
             dest = (pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)
-            outs = self._plan_receipts(pdu, number, message_id, dest)
+            outs, before = self._plan_receipts(pdu, number, message_id, dest, entry)
             if outs:
-                return self._respond_with_receipts(resp, outs)
+                return self._respond_with_receipts(resp, outs, before)
         if self._immediate:
             self.stream.queued += 1
             return resp
         return self._respond_later(resp)
+
+    def _record(
+        self, ledger: _ledger.Ledger, pdu: SubmitSm | DataSm | SubmitMulti, number: int, dest: str
+    ) -> int:
+        """The ledger row of an accepted message (to one destination)."""
+        data = b"" if isinstance(pdu, DataSm) else pdu.short_message
+        if not data:
+            payload = pdu.tlv(_MESSAGE_PAYLOAD)
+            if payload is not None:
+                data = payload.value
+        account = self.account
+        assert account is not None
+        return ledger.add(number, account.system_id, pdu.source_addr, dest, data)
 
     def _data_sm(self, pdu: DataSm) -> _Answer:
         status = self._count_and_admit()
@@ -390,11 +497,13 @@ class SmscSession:
             return self._reject(pdu, status)
         number, message_id = self._accept_id()
         resp = DataSmResp(pdu.sequence_number, 0, message_id, self._congestion())
+        ledger = self._ledger
+        entry = -1 if ledger is None else self._record(ledger, pdu, number, pdu.destination_addr)
         if pdu.registered_delivery and self._receipts_on:
             dest = (pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr)
-            outs = self._plan_receipts(pdu, number, message_id, dest)
+            outs, before = self._plan_receipts(pdu, number, message_id, dest, entry)
             if outs:
-                return self._respond_with_receipts(resp, outs)
+                return self._respond_with_receipts(resp, outs, before)
         return self._respond(resp)
 
     def _submit_multi(self, pdu: SubmitMulti) -> _Answer:
@@ -404,13 +513,21 @@ class SmscSession:
         number, message_id = self._accept_id()
         resp = SubmitMultiResp(pdu.sequence_number, 0, message_id, (), self._congestion())
         outs: list[tuple[float, Outbound]] = []
-        if pdu.registered_delivery and self._receipts_on:
-            for dest in pdu.dest_addresses:
-                if isinstance(dest, SmeAddress):
-                    addr = (dest.dest_addr_ton, dest.dest_addr_npi, dest.destination_addr)
-                    outs += self._plan_receipts(pdu, number, message_id, addr)
+        before = False
+        ledger = self._ledger
+        for dest in pdu.dest_addresses:
+            if not isinstance(dest, SmeAddress):
+                continue
+            entry = -1
+            if ledger is not None:
+                entry = self._record(ledger, pdu, number, dest.destination_addr)
+            if pdu.registered_delivery and self._receipts_on:
+                addr = (dest.dest_addr_ton, dest.dest_addr_npi, dest.destination_addr)
+                more, early = self._plan_receipts(pdu, number, message_id, addr, entry)
+                outs += more
+                before = before or early
         if outs:
-            return self._respond_with_receipts(resp, outs)
+            return self._respond_with_receipts(resp, outs, before)
         return self._respond(resp)
 
     # ------------------------------------------------------------------ receipts
@@ -421,8 +538,10 @@ class SmscSession:
         number: int,
         message_id: str,
         dest: tuple[int, int, str],
-    ) -> list[tuple[float, Outbound]]:
-        """The receipts one accepted message gets, each with its delay from now."""
+        entry: int,
+    ) -> tuple[list[tuple[float, Outbound]], bool]:
+        """The receipts one accepted message gets, each with its delay from now, and whether
+        they go out before the submit_sm_resp."""
         sim = self.sim
         rd = pdu.registered_delivery
         outcome = sim.pick_outcome()
@@ -435,7 +554,7 @@ class SmscSession:
             want_final = final == 3 and outcome.success
         intermediates = sim.intermediates if rd & RD_INTERMEDIATE or sim.always_intermediate else ()
         if not want_final and not intermediates:
-            return []
+            return [], False
         account = self.account
         assert account is not None
         wall = self.stream.now + sim.wall_offset
@@ -444,20 +563,42 @@ class SmscSession:
         text = ""
         if sim.formatter.include_text and not isinstance(pdu, DataSm):
             text = original_text(pdu.short_message, pdu.data_coding, pdu.esm_class)
-        origin = self if sim.route_same else None
+        origin = self if sim.route_origin else None
+        avoid = sim.route_other
+        before = sim.receipt_before_resp
+        chaos = sim.chaos
+        if chaos is not None:
+            mode = chaos.receipt_mode()
+            if mode == "before_resp":
+                delay, before = 0.0, True
+            elif mode == "other_bind":
+                origin, avoid = self, True
+            elif mode == "same_bind":
+                delay, origin, avoid, before = 0.0, self, False, False
         outs: list[tuple[float, Outbound]] = []
         for step_outcome in intermediates:
             step = min(sim.intermediate_delay(), delay)
             built = self._receipt_pdu(
                 pdu, dest, ESM_INTERMEDIATE, receipt_id, message_id, step_outcome, wall, step, text
             )
-            outs.append((step, Outbound(built, "intermediate", step_outcome.stat, account, origin)))
+            outs.append(
+                (
+                    step,
+                    Outbound(built, "intermediate", step_outcome.stat, account, origin, -1, avoid),
+                )
+            )
         if want_final:
             built = self._receipt_pdu(
                 pdu, dest, ESM_RECEIPT, receipt_id, message_id, outcome, wall, delay, text
             )
-            outs.append((delay, Outbound(built, "receipt", outcome.stat, account, origin)))
-        return outs
+            outs.append(
+                (delay, Outbound(built, "receipt", outcome.stat, account, origin, entry, avoid))
+            )
+            if entry >= 0:
+                ledger = self._ledger
+                assert ledger is not None
+                ledger.owe(entry, outcome.stat)
+        return outs, before
 
     def _receipt_pdu(  # noqa: PLR0917 - a private hot-path helper: positional is cheaper
         self,
@@ -495,7 +636,9 @@ class SmscSession:
             tlvs=tlvs,
         )
 
-    def _respond_with_receipts(self, resp: Pdu, outs: list[tuple[float, Outbound]]) -> _Answer:
+    def _respond_with_receipts(
+        self, resp: Pdu, outs: list[tuple[float, Outbound]], before: bool
+    ) -> _Answer:
         sim = self.sim
         now = self.stream.now
         last = 0.0
@@ -506,7 +649,7 @@ class SmscSession:
                 last = max(last, delay)
             else:
                 immediate.append(out)
-        if sim.config.faults.receipt_before_resp:
+        if before:
             for out in immediate:
                 sim.route(out)
             if last > 0:
@@ -532,17 +675,32 @@ class SmscSession:
         """Whether deliver_sm may be sent on this session now (bound RX/TRX, not ending)."""
         # Identity tests: hashing an Enum for a set lookup costs more, and this runs per receipt.
         state = self.conn.state
-        return (state is _BOUND_TRX or state is _BOUND_RX) and not self.closed
+        return (
+            (state is _BOUND_TRX or state is _BOUND_RX) and not self.closed and not self._dropping
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Whether a deliver_sm would start at once (can receive, nothing waiting, room)."""
+        return (
+            self.can_receive
+            and not self.pending
+            and not self.stream.stalled
+            and self.conn.window_free > 0
+        )
 
     def deliver(self, out: Outbound) -> None:
-        """Send a deliver_sm now if the window has room, else queue it in order."""
-        state = self.conn.state
-        if (state is not _BOUND_TRX and state is not _BOUND_RX) or self.closed:
+        """Send a deliver_sm on this bind now if the window has room, else queue it here."""
+        if not self.can_receive:
             self.sim.reroute(out)
         elif self.pending or self.stream.stalled or self.conn.window_free <= 0:
             self.pending.append(out)
         else:
             self._start(out)
+
+    def start(self, out: Outbound) -> None:
+        """Send a deliver_sm now (the caller checked ``ready``)."""
+        self._start(out)
 
     def _start(self, out: Outbound) -> None:
         out.session = self
@@ -555,6 +713,10 @@ class SmscSession:
             # The session ended (or is unbinding) under us: let the simulator place it again.
             self.sim.reroute(out)
             return
+        if out.entry >= 0:
+            ledger = self._ledger
+            if ledger is not None:
+                ledger.sent(out.entry)
         if not out.sent:
             out.sent = True
             counters = out.account.counters
@@ -567,13 +729,39 @@ class SmscSession:
                 inter[out.stat] = inter.get(out.stat, 0) + 1
             else:
                 counters.mo_parts += 1
+        elif out.dropped:
+            out.dropped = False
+            if out.kind == "receipt":
+                out.account.counters.dlrs_redelivered += 1
+            elif out.kind == "mo":
+                out.account.counters.mo_redelivered += 1
 
     def drain(self) -> None:
-        """Start queued deliver_sm while the window has room."""
+        """Start what waits for this bind, then what the store holds, while the window has
+        room."""
+        if not self.can_receive or self.stream.stalled:
+            return
         pending = self.pending
         conn = self.conn
-        while pending and conn.window_free > 0 and not self.closed and not self.stream.stalled:
+        while pending and conn.window_free > 0:
             self._start(pending.popleft())
+            if not self.can_receive:
+                return
+        account = self.account
+        if pending or account is None:
+            return
+        store = account.store
+        if not store:
+            return
+        sim = self.sim
+        expiry = sim.store_expiry
+        now = anyio.current_time() if expiry is not None else 0.0
+        while store and conn.window_free > 0 and self.can_receive:
+            out = store.popleft()
+            if expiry is not None and now - out.born >= expiry:
+                sim.expire(out)
+                continue
+            self._start(out)
 
     # ------------------------------------------------------------------ binds
 
@@ -586,8 +774,10 @@ class SmscSession:
             counters = account.counters if account is not None else sim.stats.unbound
             failures = counters.bind_failures
             failures[status] = failures.get(status, 0) + 1
-            sim.log_event("bind refused", system_id=system_id, bind=bind_type, status=status)
-            return pdu.response(status)
+            sim.log_refusal(
+                "bind refused", status, system_id=system_id, bind=bind_type, status=status
+            )
+            return self._failed_bind(pdu.response(status))
         assert account is not None
         tlvs: tuple[Tlv, ...] = ()
         version = sim.config.server.sc_interface_version
@@ -616,6 +806,28 @@ class SmscSession:
             sim.bound_receiver(self)
         return DEFERRED
 
+    def _failed_bind(self, resp: Pdu) -> _Answer:
+        """Answer a failed bind after the configured delay; close after too many."""
+        server = self.sim.config.server
+        self._failed_binds += 1
+        limit = server.max_failed_binds
+        close = limit is not None and self._failed_binds >= limit
+        if server.failed_bind_delay <= 0 and not close:
+            return resp
+        due = self.stream.now + server.failed_bind_delay
+        self.sim.scheduler.call_at(due, self._answer_failed_bind, (resp, close))
+        return DEFERRED
+
+    def _answer_failed_bind(self, arg: tuple[Pdu, bool]) -> None:
+        resp, close = arg
+        if self.closed or self.driver.closed:
+            return
+        self.driver.send_pdu(resp)
+        if close:
+            self.sim.stats.unbound.failed_bind_closes += 1
+            # The bind response still goes out: the driver flushes before closing.
+            self.driver.close(f"{self._failed_binds} failed binds on one connection")
+
     # ------------------------------------------------------------------ MO
 
     def schedule_mo(self, now: float) -> None:
@@ -638,16 +850,20 @@ class SmscSession:
 
     # ------------------------------------------------------------------ faults
 
-    def _fault(self, pdu: Pdu) -> bool:
-        """Apply the per-request faults; True when the request is taken (not answered now)."""
+    def _fault(self, pdu: Pdu) -> _Answer | None:
+        """Apply the per-request faults: None to go on, else the answer (``DEFERRED`` when the
+        request is taken: held, ignored, or never answered)."""
         if self._aborting:
-            return True
+            return DEFERRED
+        if self._dropping:
+            self.counters.ignored_after_drop += 1
+            return DEFERRED
         faults = self.sim.config.faults
         n = self.pdus
         if faults.close_after_pdus is not None and n >= faults.close_after_pdus:
             self.counters.fault_closes += 1
             self.abort(f"fault: close after {faults.close_after_pdus} PDUs")
-            return True
+            return DEFERRED
         stream = self.stream
         if faults.stall_after_pdus is not None and n == faults.stall_after_pdus:
             self.counters.stalls += 1
@@ -656,11 +872,56 @@ class SmscSession:
                 self.sim.scheduler.call_at(stream.now + faults.stall_for, self._end_stall)
         if stream.stalled:
             self._held.append(pdu)
-            return True
+            return DEFERRED
         if faults.garble_after_pdus is not None and n == faults.garble_after_pdus:
             self.counters.garbled += 1
             stream.inject(self._garbage(faults.garble))
-        return False
+        if type(pdu) in _SUBMITS:
+            return self._submit_fault(pdu)
+        return None
+
+    def _submit_fault(self, pdu: Pdu) -> _Answer | None:
+        """The faults decided per submit: drop_at_submit, then chaos."""
+        self.submits_seen += 1
+        drop_at = self.sim.config.faults.drop_at_submit
+        if drop_at is not None and self.submits_seen >= drop_at:
+            self.drop(self.sim.config.faults.drop_mode, f"fault: dropped at submit {drop_at}")
+            self.counters.ignored_after_drop += 1
+            return DEFERRED
+        chaos = self.sim.chaos
+        if chaos is not None:
+            return chaos.on_submit(self, pdu)
+        return None
+
+    def stall_for(self, seconds: float) -> None:
+        """Stop reading and writing for ``seconds`` (what was read is held, then answered)."""
+        self.counters.stalls += 1
+        self.stream.stall()
+        self.sim.scheduler.call_at(self.stream.now + seconds, self._end_stall)
+
+    def drop(self, mode: str, reason: str) -> None:
+        """Stop answering: flush the answers produced so far, half-close the socket, and
+        (``close`` mode) destroy it after ``faults.drop_linger`` seconds; everything that
+        arrives meanwhile is ignored."""
+        if self._dropping or self._aborting or self.closed:
+            return
+        self._dropping = True
+        self.counters.fault_drops += 1
+        # Everything answered up to here leaves; nothing queued later will.
+        data = self.conn.data_to_send()
+        self.stream.mute()
+        if self._tg is not None:
+            self._tg.start_soon(self._half_close, data, mode, reason)
+
+    async def _half_close(self, data: bytes, mode: str, reason: str) -> None:
+        try:
+            await self.stream.send_last(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            self.abort(f"{reason} (the socket failed)")
+            return
+        if mode == "close":
+            await anyio.sleep(self.sim.config.faults.drop_linger)
+            self.abort(reason)
 
     def _end_stall(self, _: object) -> None:
         if self.closed:
@@ -674,13 +935,24 @@ class SmscSession:
             for pdu in held:
                 if self.driver.closed:
                     break
-                handler = self._handlers.get(type(pdu))
-                answer = handler(pdu) if handler is not None else self._other(pdu)
+                answer: _Answer | None = None
+                if self._dropping or self._aborting:
+                    if not self._aborting:
+                        self.counters.ignored_after_drop += 1
+                    continue
+                if type(pdu) in _SUBMITS:
+                    answer = self._submit_fault(pdu)
+                if answer is None:
+                    handler = self._handlers.get(type(pdu))
+                    answer = handler(pdu) if handler is not None else self._other(pdu)
                 if isinstance(answer, Pdu):
                     self.driver.send_pdu(answer)
         finally:
             self._outside_reader = False
         self.drain()
+        account = self.account
+        if account is not None and account.store:
+            account.pump()
 
     def _garbage(self, kind: str) -> bytes:
         seq = self.conn.next_sequence()

@@ -7,9 +7,11 @@ path; the global view is summed when read, not maintained per message.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..codec.constants import status_name
+from .ledger import Ledger
 
 _INT_FIELDS = (
     "binds",
@@ -20,15 +22,25 @@ _INT_FIELDS = (
     "responses_delayed",
     "dlrs_acked",
     "dlrs_lost",
+    "dlrs_redelivered",
+    "dlrs_expired",
+    "store_overflows",
     "deliver_retries",
     "deliver_failures",
     "mos",
     "mo_parts",
     "mo_acked",
+    "mo_redelivered",
     "protocol_errors",
     "garbled",
     "fault_closes",
     "stalls",
+    "fault_drops",
+    "ignored_after_drop",
+    "session_init_timeouts",
+    "failed_bind_closes",
+    "restarts",
+    "connections_refused",
 )
 _DICT_FIELDS = ("bind_failures", "rejected", "dlrs", "intermediates")
 
@@ -39,8 +51,21 @@ class Counters:
     ``binds`` are current binds; ``bind_total`` every successful bind. ``rejected`` and
     ``bind_failures`` count by command_status; ``dlrs`` (final receipts sent) and
     ``intermediates`` by stat, each receipt once however often it was retried.
-    ``dlrs_lost`` are receipts that could not be delivered (no bind to take them, or every
-    attempt refused). ``mos`` are MO messages, ``mo_parts`` their deliver_sm PDUs.
+    Receipts are stored per system_id while no receiving bind can take them, so
+    ``dlrs_lost`` stays 0 unless the simulator gave one up by configuration: its
+    ``receipts.store_expiry`` passed (also in ``dlrs_expired``) or the store was full
+    (``receipts.store_limit``, also in ``store_overflows``, which counts MO parts too). A receipt
+    the ESME refused permanently (or on every attempt) is a ``deliver_failures``, not lost.
+    ``dlrs_redelivered`` counts sends of a receipt again after the connection that carried it
+    dropped before its deliver_sm_resp (``mo_redelivered`` the same for MO parts); ``dlrs``
+    counts each receipt once whatever the number of sends. ``mos`` are MO messages,
+    ``mo_parts`` their deliver_sm PDUs.
+
+    Faults: ``fault_closes`` (close_after_pdus), ``fault_drops`` (drop_at_submit and chaos
+    drops), ``ignored_after_drop`` (requests not answered on a dropping connection),
+    ``stalls``. Abuse limits (on ``Stats.unbound``): ``session_init_timeouts``,
+    ``failed_bind_closes``; ``restarts`` and ``connections_refused`` (while a restart pauses
+    listening) are simulator-wide, also on ``Stats.unbound``.
     """
 
     __slots__ = (*_INT_FIELDS, *_DICT_FIELDS)
@@ -54,15 +79,25 @@ class Counters:
         self.responses_delayed = 0
         self.dlrs_acked = 0
         self.dlrs_lost = 0
+        self.dlrs_redelivered = 0
+        self.dlrs_expired = 0
+        self.store_overflows = 0
         self.deliver_retries = 0
         self.deliver_failures = 0
         self.mos = 0
         self.mo_parts = 0
         self.mo_acked = 0
+        self.mo_redelivered = 0
         self.protocol_errors = 0
         self.garbled = 0
         self.fault_closes = 0
         self.stalls = 0
+        self.fault_drops = 0
+        self.ignored_after_drop = 0
+        self.session_init_timeouts = 0
+        self.failed_bind_closes = 0
+        self.restarts = 0
+        self.connections_refused = 0
         self.bind_failures: dict[int, int] = {}
         self.rejected: dict[int, int] = {}
         self.dlrs: dict[str, int] = {}
@@ -100,11 +135,13 @@ class Counters:
 
 
 class Stats:
-    """Counters of every account, plus those of connections that never bound."""
+    """Counters of every account, plus those of connections that never bound, and the
+    per-message ledger when enabled (``ledger``; see ``ledger.py``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: Ledger | None = None) -> None:
         self.accounts: dict[str, Counters] = {}
         self.unbound = Counters()  # bind failures with no account, errors before any bind
+        self.ledger = ledger
 
     def account(self, system_id: str) -> Counters:
         """The counters of ``system_id`` (created empty if it has none yet)."""
@@ -120,6 +157,13 @@ class Stats:
         for counters in self.accounts.values():
             out.add(counters)
         return out
+
+    def write_ledger(self, path: str | Path) -> None:
+        """Write the ledger file: the totals, each account's counters and every message."""
+        if self.ledger is None:
+            raise RuntimeError("the ledger is not enabled (ledger.enabled or ledger.path)")
+        accounts = {sid: c.as_dict() for sid, c in self.accounts.items()}
+        self.ledger.write(path, self.total().as_dict(), accounts)
 
 
 __all__ = ["Counters", "Stats"]

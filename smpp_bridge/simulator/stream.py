@@ -9,11 +9,13 @@ receive and per send (per batch, never per PDU). It does three things:
   session knows how many requests the ESME still has outstanding (received, not yet answered
   on the wire): that is what window enforcement counts.
 - Faults: a stall blocks ``receive`` and ``send`` (the ESME sees no reads, so TCP backpressure,
-  and no answers, not even to enquire_link); garbled bytes go out ahead of the next write.
+  and no answers, not even to enquire_link); garbled bytes go out ahead of the next write; a
+  drop mutes every later write (``mute``) but one last batch, then half-closes (``send_last``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,6 +36,9 @@ class SessionStream(anyio.abc.ByteStream):
         self.written = 0
         self._inject = b""
         self._resume: anyio.Event | None = None
+        self._muted = False
+        # ``send_last`` runs in a task of its own: never two writes on the socket at once.
+        self._lock = anyio.Lock(fast_acquire=True)
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -54,6 +59,25 @@ class SessionStream(anyio.abc.ByteStream):
             self._resume.set()
             self._resume = None
 
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    def mute(self) -> None:
+        """Discard every write that starts from now on (a write already started goes out)."""
+        self._muted = True
+
+    async def send_last(self, data: bytes) -> None:
+        """Write ``data`` (even when muted), then half-close the socket (FIN) if it can."""
+        while self._resume is not None:
+            await self._resume.wait()
+        async with self._lock:
+            if data:
+                await self.inner.send(data)
+            # TLS has no half-close: the socket then stays open, and silent.
+            with contextlib.suppress(NotImplementedError):
+                await self.inner.send_eof()
+
     def inject(self, data: bytes) -> None:
         """Send ``data`` verbatim ahead of whatever the next write carries."""
         self._inject += data
@@ -69,13 +93,16 @@ class SessionStream(anyio.abc.ByteStream):
         return data
 
     async def send(self, item: bytes) -> None:
+        if self._muted:
+            return
         while self._resume is not None:
             await self._resume.wait()
         self.written = self.queued
         if self._inject:
             item = self._inject + item
             self._inject = b""
-        await self.inner.send(item)
+        async with self._lock:
+            await self.inner.send(item)
 
     async def send_eof(self) -> None:
         await self.inner.send_eof()

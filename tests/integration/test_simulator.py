@@ -531,13 +531,15 @@ async def test_receipts_routed_to_the_submitting_bind_only() -> None:
                 session(sim, bind="trx", on_delivery=on_trx) as trx,
                 session(sim, bind="tx") as tx,
             ):
-                await trx.submit(submit_pdu(1, rd=1))
-                await on_trx.wait_for(1)
-                # From a transmitter the receipt has nowhere to go: it is lost, not rerouted.
-                await tx.submit(submit_pdu(2, rd=1))
-                await eventually(lambda: sim.stats.account("esme").dlrs_lost == 1)
-            assert on_rx.items == []
-            assert len(on_trx.items) == 1
+                for i in range(5):
+                    await trx.submit(submit_pdu(i, rd=1))
+                await on_trx.wait_for(5)
+                assert on_rx.items == []
+                # A transmitter cannot take its receipt: it goes to a receiving bind instead.
+                await tx.submit(submit_pdu(9, rd=1))
+                await eventually(lambda: sim.stats.account("esme").dlrs_acked == 6)
+            assert len(on_trx.items) + len(on_rx.items) == 6
+            assert sim.stats.account("esme").dlrs_lost == 0
 
 
 async def test_receipts_wait_for_a_receiver_to_bind() -> None:
@@ -546,11 +548,11 @@ async def test_receipts_wait_for_a_receiver_to_bind() -> None:
         async with run_simulator(make_config()) as sim:
             async with session(sim, bind="tx") as tx:
                 await stream_all(tx, [submit_pdu(i, rd=1) for i in range(3)])
-            assert len(sim.accounts["esme"].parked) == 3
+            assert len(sim.accounts["esme"].store) == 3
             async with session(sim, bind="rx", on_delivery=inbox):
                 items = await inbox.wait_for(3)
             assert len(items) == 3
-            assert not sim.accounts["esme"].parked
+            assert not sim.accounts["esme"].store
 
 
 async def test_refused_receipt_is_retried() -> None:
@@ -563,7 +565,8 @@ async def test_refused_receipt_is_retried() -> None:
             await eventually(lambda: sim.stats.account("esme").deliver_failures == 1)
             counters = sim.stats.account("esme")
             assert counters.deliver_retries == 2
-            assert counters.dlrs_lost == 1 and counters.dlrs_acked == 0
+            # Refused every time: a delivery failure, not a receipt the simulator lost.
+            assert counters.dlrs_lost == 0 and counters.dlrs_acked == 0
             assert counters.dlrs == {"DELIVRD": 1}  # one receipt, however often attempted
 
 

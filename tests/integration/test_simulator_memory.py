@@ -24,7 +24,14 @@ from smpp_bridge.simulator import (
     SimulatorConfig,
 )
 from smpp_bridge.testing import memory_stream_pair
-from tests.integration.test_simulator import PW, Inbox, make_config, stream_all, submit_pdu
+from tests.integration.test_simulator import (
+    PW,
+    Inbox,
+    eventually,
+    make_config,
+    stream_all,
+    submit_pdu,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -134,7 +141,8 @@ async def test_session_init_timeout_closes_a_silent_connection() -> None:
                 with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                     await client_end.receive()
             assert 10.0 <= anyio.current_time() - start < 12.0
-            assert not sim.sessions
+            await eventually(lambda: not sim.sessions)
+            assert sim.stats.unbound.session_init_timeouts == 1
 
 
 async def test_simulator_sends_enquire_link_when_configured() -> None:
@@ -157,7 +165,7 @@ async def test_receipt_retry_after_the_session_is_lost() -> None:
                 await client.submit(submit_pdu(rd=1))
             # The receipt comes due with no bind to take it: parked, then handed over.
             await anyio.sleep(10)
-            assert len(sim.accounts["esme"].parked) == 1
+            assert len(sim.accounts["esme"].store) == 1
             async with in_memory(sim, on_delivery=inbox):
                 (delivery,) = await inbox.wait_for(1)
             assert delivery.receipt is not None and delivery.receipt.message_id == "1"

@@ -1,7 +1,10 @@
 """``smpp-bridge simulator``: run the SMSC simulator over TCP or TLS until interrupted.
 
 It logs one ``listening`` line, then one ``stats`` line per interval (binds, submits per
-second, receipts and MO messages sent, errors) to stderr, as ``key=value`` pairs.
+second, receipts and MO messages sent, errors) to stderr, as ``key=value`` pairs. With
+``--ledger PATH`` (or ``ledger.path`` in the config) the per-message ledger is written to PATH
+when it stops (Ctrl-C, SIGTERM, ``--duration``); ``--chaos SEED`` turns the seeded chaos profile
+on (the config's ``[chaos]`` rates, with this seed).
 """
 
 from __future__ import annotations
@@ -50,6 +53,17 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert")
     parser.add_argument("--seed", type=int, help="seed every random choice (repeatable runs)")
     parser.add_argument(
+        "--chaos",
+        type=int,
+        metavar="SEED",
+        help="play the seeded chaos profile (drops, stalls, bursts, restarts, receipt races)",
+    )
+    parser.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="write the per-message ledger (JSON) to PATH when the simulator stops",
+    )
+    parser.add_argument(
         "--stats-interval", type=float, default=1.0, help="seconds between stats lines"
     )
     parser.add_argument(
@@ -62,7 +76,14 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     """The config file (or the defaults) with the command-line overrides applied."""
     import msgspec
 
-    from ..simulator import Account, ConfigError, SimulatorConfig, load_config, validate
+    from ..simulator import (
+        Account,
+        Chaos,
+        ConfigError,
+        SimulatorConfig,
+        load_config,
+        validate,
+    )
 
     try:
         config = load_config(args.config) if args.config else SimulatorConfig()
@@ -83,6 +104,14 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
             config = msgspec.structs.replace(config, server=server)
         if args.seed is not None:
             config = msgspec.structs.replace(config, seed=args.seed)
+        if args.chaos is not None:
+            chaos = config.chaos or Chaos()
+            config = msgspec.structs.replace(
+                config, chaos=msgspec.structs.replace(chaos, seed=args.chaos)
+            )
+        if args.ledger:
+            ledger = msgspec.structs.replace(config.ledger, path=args.ledger)
+            config = msgspec.structs.replace(config, ledger=ledger)
         return validate(config)
     except (ConfigError, ValueError) as exc:
         if isinstance(exc, ConfigError):
@@ -168,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
                 tls=ssl_context is not None,
                 accounts=len(config.accounts),
                 accept_any=config.server.accept_any,
+                chaos=config.chaos.seed if config.chaos is not None else None,
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_stop_on_signal, tg.cancel_scope)
@@ -181,10 +211,16 @@ def run(args: argparse.Namespace) -> int:
                         last = now
                 tg.cancel_scope.cancel()
             log.info("stopped", **sim.stats.total().as_dict())
+        # Leaving ``run_simulator`` wrote the ledger.
+        if config.ledger.path is not None:
+            ledger = sim.stats.ledger
+            log.info("ledger written", path=config.ledger.path, messages=len(ledger or ()))
 
     try:
         anyio.run(serve, backend="trio")
     except OSError as exc:
+        if config.ledger.path is not None and exc.filename is not None:
+            raise CliError(f"cannot write the ledger: {exc}") from None
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     except KeyboardInterrupt:
         pass

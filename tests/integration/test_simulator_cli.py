@@ -171,3 +171,41 @@ async def test_cli_reports_a_port_in_use() -> None:
             )
     assert result.returncode == 2
     assert "cannot listen" in json.loads(result.stderr)["error"]
+
+
+async def test_cli_writes_the_ledger_on_sigterm(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.json"
+    inbox = Inbox()
+    with anyio.fail_after(20):
+        async with simulator_process(
+            "--system-id", "esme", "--password", "pw", "--ledger", str(ledger)
+        ) as (sim, port):
+            async with open_session(
+                "127.0.0.1", port, "esme", "pw", on_delivery=inbox, enquire_link_interval=None
+            ) as client:
+                ids = [(await client.submit(submit_pdu(i, rd=1))).message_id for i in range(3)]
+                await inbox.wait_for(3)
+            sim.process.send_signal(signal.SIGTERM)
+            written = await sim.line("ledger written")
+            assert written["messages"] == "3"
+            assert await sim.process.wait() == 0
+    data = json.loads(ledger.read_text())
+    assert [row[0] for row in data["messages"]] == ids
+    assert data["totals"]["accepted"] == 3
+
+
+def test_chaos_flag_sets_the_seed_and_keeps_the_file_rates(tmp_path: Path) -> None:
+    path = tmp_path / "chaos.toml"
+    path.write_text("[chaos]\nseed = 1\ndrop = 0.01\n")
+    args = build_parser().parse_args(
+        ["simulator", "--config", str(path), "--chaos", "42", "--ledger", "out.json"]
+    )
+    assert isinstance(args, argparse.Namespace)
+    config = build_config(args)
+    assert config.chaos is not None
+    assert (config.chaos.seed, config.chaos.drop) == (42, 0.01)
+    assert config.ledger.path == "out.json"
+    args = build_parser().parse_args(["simulator", "--chaos", "7"])
+    config = build_config(args)
+    assert config.chaos is not None and config.chaos.seed == 7
+    assert build_config(build_parser().parse_args(["simulator"])).chaos is None

@@ -430,7 +430,10 @@ class Chaos(_Struct, frozen=True):
     seed once per run. No message is lost: every accepted submit asking for a receipt gets it
     (store and forward), unless ``receipts.store_expiry`` passes.
 
-    The defaults cost a windowed client with 2 binds about 30 s per 10 000 messages.
+    With the defaults, the daemon's pool (2 binds, window 100, its default reconnect backoff)
+    gets 10 000 messages and their receipts through in 5-13 s on a laptop-class machine
+    (well under the 30-40 s budget), meeting about 4 drops, 1-2 restarts, 2-3 stalls and 10
+    bursts on the way.
     """
 
     seed: int = 0

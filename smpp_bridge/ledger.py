@@ -61,7 +61,7 @@ class SmscMessage:
 
     message_id: str
     destination: str  # as the SMSC received it (no "+")
-    text: str
+    text: str  # the text, or any fingerprint of it (the simulator's ledger keeps a hash)
     receipt_stat: str | None  # the final stat it owed, None when no receipt was asked for
     receipt_sends: int  # deliver_sm PDUs written for that final receipt (0: not yet)
     receipt_acked: bool  # a deliver_sm_resp OK came back for it
@@ -143,21 +143,20 @@ def check_run(
 ) -> LedgerReport:
     """Compare a run's requests, the SMSC's ledger and the daemon's events (see the module).
 
-    Requests are told apart at the SMSC by destination and text, so each request of a run
-    needs its own pair. ``parked`` is what the daemon's correlation store still holds parked
-    at the end. With ``expect_receipts`` every accepted submit must have had its receipt sent.
+    Requests are told apart at the SMSC by destination (the SMSC's ledger keeps only a hash
+    of the octets, which depends on the encoding), so each request of a run needs its own.
+    ``parked`` is what the daemon's correlation store still holds parked at the end. With
+    ``expect_receipts`` every accepted submit must have had its receipt sent.
     """
     report = LedgerReport(parked=parked)
     ordered = list(requests)
     report.requests = len(ordered)
-    by_key: dict[tuple[str, str], str] = {}
-    for request in ordered:
-        by_key[_destination_key(request.to), request.text] = request.client_id
+    by_key: dict[str, str] = {_destination_key(r.to): r.client_id for r in ordered}
 
     accepted: defaultdict[str, list[SmscMessage]] = defaultdict(list)
     owner_of_id: dict[str, str | None] = {}
     for message in smsc:
-        client_id = by_key.get((_destination_key(message.destination), message.text))
+        client_id = by_key.get(_destination_key(message.destination))
         owner_of_id[message.message_id] = client_id
         report.accepted_at_smsc += 1
         if client_id is None:
@@ -186,7 +185,7 @@ def check_run(
                 report.flagged_duplicates += bool(event.get("possibleDuplicate"))
         if _is_unmatched(event):
             unmatched.append(event)
-        elif status in RECEIPT_FINALS and event.get("id") is not None:
+        elif status in RECEIPT_FINALS and event.get("id") is not None and not event.get("segment"):
             finals_by_id[str(event["id"])].append(event)
             report.finals[str(status)] += 1
 
@@ -331,6 +330,33 @@ def _check_receipt(
             )
 
 
+def smsc_messages(ledger: Mapping[str, Any]) -> list[SmscMessage]:
+    """The rows of the simulator's ledger (``smpp_bridge.simulator.ledger``, format
+    ``smpp-bridge-simulator-ledger/1``) as ``SmscMessage``s."""
+    fmt = ledger.get("format")
+    if fmt != "smpp-bridge-simulator-ledger/1":
+        raise ValueError(f"not a simulator ledger (format {fmt!r})")
+    col = {name: i for i, name in enumerate(ledger["columns"])}
+    mid, dest, text = col["message_id"], col["destination_addr"], col["text_hash"]
+    owed, stat, sends, acked = (
+        col["receipt_owed"],
+        col["receipt_stat"],
+        col["receipt_sends"],
+        col["receipt_acked"],
+    )
+    return [
+        SmscMessage(
+            str(row[mid]),
+            str(row[dest]),
+            str(row[text]),
+            row[stat] if row[owed] else None,
+            int(row[sends]),
+            bool(row[acked]),
+        )
+        for row in ledger["messages"]
+    ]
+
+
 def _is_unmatched(event: Mapping[str, Any]) -> bool:
     return "unmatched" in str(event.get("reason") or "")
 
@@ -358,12 +384,8 @@ def history(
     ids = {str(e["id"]) for e in mine if e.get("id") is not None}
     lines.append(f"  events ({len(mine)}):")
     lines += [f"    {_brief(e)}" for e in mine]
-    key = (_destination_key(found.to), found.text) if found is not None else None
-    at_smsc = [
-        m
-        for m in smsc
-        if m.message_id in ids or (key is not None and (m.destination, m.text) == key)
-    ]
+    key = _destination_key(found.to) if found is not None else None
+    at_smsc = [m for m in smsc if m.message_id in ids or m.destination == key]
     lines.append(f"  SMSC ledger ({len(at_smsc)}):")
     lines += [
         f"    {m.message_id}: stat={m.receipt_stat} sends={m.receipt_sends} acked={m.receipt_acked}"
@@ -380,4 +402,5 @@ __all__ = [
     "SmscMessage",
     "check_run",
     "history",
+    "smsc_messages",
 ]

@@ -81,10 +81,18 @@ def register(subparsers: Subparsers) -> None:
     v.set_defaults(handler=_events)
 
     s = subparsers.add_parser(
-        "status", help="one message's status and history, by clientId or request id"
+        "status",
+        help="one message's status and history, by clientId, request id or SMSC message id",
     )
     _config_arg(s)
-    s.add_argument("key", help="clientId (or the request id when it had none)")
+    s.add_argument(
+        "key",
+        help="clientId (or the request id when it had none), or the SMSC's message id of any "
+        "part (hex or decimal, padded or not)",
+    )
+    s.add_argument(
+        "--account", default=None, help="with an SMSC message id: the account it came from"
+    )
     s.set_defaults(handler=_status)
 
     h = subparsers.add_parser("history", help="recent messages, newest first")
@@ -523,11 +531,18 @@ def _status(args: argparse.Namespace) -> int:
 
     async def main() -> Any:
         async with open_backends(config, consumer="cli", correlation=False) as backends:
-            return await backends.store.get(args.key)
+            store = backends.store
+            found = await store.get(args.key)
+            if found is None:
+                # Not a clientId or request id: perhaps the SMSC's message id of a part.
+                found = await store.get_by_message_id(args.key, args.account)
+            return found
 
     found = anyio.run(main, backend="trio")
     if found is None:
-        raise CliError(f"no message with clientId or request id {args.key!r}", key=args.key)
+        raise CliError(
+            f"no message with clientId, request id or SMSC message id {args.key!r}", key=args.key
+        )
     record, history = found
     result = msgspec.to_builtins(record)
     result["history"] = [msgspec.to_builtins(e) for e in history]

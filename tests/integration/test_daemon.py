@@ -364,6 +364,7 @@ async def test_webhook_gets_every_event_while_it_fails_then_recovers(tmp_path: P
         assert verify_signature(
             "s3cret",
             r.headers["x-smpp-bridge-timestamp"],
+            r.headers["idempotency-key"],
             r.body,
             r.headers["x-smpp-bridge-signature"],
         )

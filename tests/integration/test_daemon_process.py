@@ -319,6 +319,16 @@ async def test_cli_enqueue_events_status_history_and_sigterm(tmp_path: Path) -> 
         record = json.loads(status.stdout)
         assert record["status"] == "delivered"
         assert [h["status"] for h in record["history"]] == ["sent", "delivered"]
+        # The SMSC's message id finds the same message (as written, and padded with zeros).
+        smsc_id = next(
+            e["id"]
+            for e in await read_events(config)
+            if e["clientId"] == "csv-1" and e["status"] == "sent"
+        )
+        for key in (smsc_id, f"000{smsc_id}"):
+            by_id = await anyio.to_thread.run_sync(cli, "status", key, "--config", str(config))
+            assert by_id.returncode == 0, by_id.stderr
+            assert json.loads(by_id.stdout)["clientId"] == "csv-1"
         missing = await anyio.to_thread.run_sync(cli, "status", "nope", "--config", str(config))
         assert missing.returncode == 2 and "nope" in json.loads(missing.stderr)["error"]
         history = await anyio.to_thread.run_sync(

@@ -124,6 +124,7 @@ class PoolSettings(_Section, frozen=True):
     (``[store]``)."""
 
     unmatched_after: Positive = DEFAULT_UNMATCHED_AFTER
+    settled_ttl: Positive = _POOL.settled_ttl  # seconds a settled part's repeat is still known
     inbound_timeout: Positive = _POOL.inbound_timeout
     opt_out_keywords: tuple[str, ...] = _POOL.opt_out_keywords
     reconnect_base: Positive = _POOL.reconnect_base

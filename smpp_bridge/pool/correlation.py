@@ -45,11 +45,13 @@ and the receipt correlator parks it and looks it up again as soon as the account
 Once decided the conversion is locked: only its key is tried (a receipt whose mapping is not
 stored yet finds nothing, never a neighbour), a receipt id it cannot read (letters where
 receipts are decimal) matches nothing rather than a guess, and observation stops. Each process
-decides from what it stores and looks up itself; a daemon that only receives receipts for an
-account, never submitting for it, stays undecided. The rule assumes an SMSC that writes each
-side in one base. Set the mode explicitly for an SMSC that does not, for a receipts-only
-daemon, and for a low-traffic account whose first receipts cannot wait for N messages (they
-are published unmatched if the decision comes after ``unmatched_after``).
+decides from what it stores and looks up itself, and a durable store (SQLite, Redis) keeps the
+decision (the first one stored stays): a restarted daemon, or one that only receives receipts
+for the account, adopts it at its first lookup for that account (read again at most once a
+second while it has none), so receipts of messages sent before a restart match at once. The
+rule assumes an SMSC that writes each side in one base. Set the mode explicitly for an SMSC
+that does not, and for a low-traffic account whose first receipts cannot wait for N messages
+(they are published unmatched if the decision comes after ``unmatched_after``).
 
 Stores (``CorrelationStore``) work in batches: one ``put_many`` per settled batch, one
 ``get_many`` per batch of receipts. Backends: ``MemoryCorrelationStore`` (bounded, one process),
@@ -91,6 +93,10 @@ DEFAULT_DECIDE_AFTER: Final = 48
 # The key in ``CorrelationRecord.meta`` that makes a record the tombstone of a settled part
 # (``pool.dlr.settled_record``); its value is the stat that settled it.
 SETTLED_META: Final = "settled"
+# The key in ``CorrelationRecord.meta`` of a part whose final receipt is being published
+# (``pool.dlr.settling_record``): written before the publication, replaced by the tombstone
+# after it. Found after a crash, it means "maybe published already".
+SETTLING_META: Final = "settling"
 
 _DECIMAL: Final = frozenset("0123456789")
 _HEX: Final = frozenset("0123456789abcdef")
@@ -357,6 +363,28 @@ class MessageIdResolver:
         in order."""
         return self._decision_log[mark:]
 
+    def decided(self) -> dict[str, Conversion]:
+        """What ``auto`` has decided, per account (for a store to keep)."""
+        return dict(self._decided)
+
+    def adopt(self, decisions: Mapping[str, str]) -> list[str]:
+        """Take decisions made earlier (by this account's previous process, or another daemon
+        sharing the store): each ``auto`` account still undecided is decided so, as if it had
+        decided itself (``decided_since`` lists it). Unknown conversions and accounts not on
+        ``auto`` are ignored. The accounts adopted, in order."""
+        adopted: list[str] = []
+        for account, value in decisions.items():
+            try:
+                conversion = Conversion(value)
+            except ValueError:
+                continue
+            if self._undecided(account):
+                self._watching.pop(account, None)
+                self._decided[account] = conversion
+                self._decision_log.append(account)
+                adopted.append(account)
+        return adopted
+
     # -- observation (O(1) per id; nothing at all for configured or decided accounts)
 
     def observe_submit_ids(self, account: str, message_ids: Iterable[str]) -> None:
@@ -545,6 +573,11 @@ class ClosableStore:
         await self.aclose()
 
 
+# Seconds between two reads of the decisions kept in a durable store, while a receipt of an
+# undecided ``auto`` account waits (another daemon may have decided it meanwhile).
+DECISIONS_RELOAD: Final = 1.0
+
+
 class _StoreBase(ClosableStore):
     """What every correlation backend shares: the resolver and the default TTL."""
 
@@ -553,6 +586,35 @@ class _StoreBase(ClosableStore):
             raise ValueError("ttl must be positive")
         self.ttl = ttl
         self.resolver = resolver if resolver is not None else MessageIdResolver()
+        self._decisions_saved = 0  # resolver.decisions when they were last written
+        self._decisions_read_at = -math.inf  # monotonic
+
+    # Durable backends keep ``auto``'s decisions, so that a restarted daemon (or one that only
+    # receives) matches receipts of messages sent before at once, instead of parking them
+    # until it has seen ``decide_after`` ids of its own, or past ``unmatched_after``.
+
+    async def _read_decisions(self) -> dict[str, str]:
+        return {}
+
+    async def _write_decisions(self, decisions: dict[str, str]) -> None:
+        pass
+
+    async def _sync_decisions(self, account: str | None = None) -> None:
+        """Write what this process decided since the last write; and when ``account`` (about
+        to be looked up) is an undecided ``auto`` one, read what the store knows (at most
+        once per ``DECISIONS_RELOAD``)."""
+        resolver = self.resolver
+        if resolver.decisions != self._decisions_saved:
+            since, self._decisions_saved = self._decisions_saved, resolver.decisions
+            decided = resolver.decided()
+            mine = {a: decided[a].value for a in resolver.decided_since(since) if a in decided}
+            await self._write_decisions(mine)
+        if account is not None and resolver.conversion(account) is None:
+            now = time.monotonic()
+            if now - self._decisions_read_at >= DECISIONS_RELOAD:
+                self._decisions_read_at = now
+                # (What is adopted is written back once with the next write: harmless.)
+                resolver.adopt(await self._read_decisions())
 
 
 class MemoryCorrelationStore(_StoreBase):
@@ -752,6 +814,10 @@ class SqliteCorrelationStore(_StoreBase):
                     " owner TEXT NOT NULL, key TEXT NOT NULL, receipt BLOB NOT NULL,"
                     " arrived_at REAL NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID"
                 )
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._table}_ids ("
+                    " account TEXT PRIMARY KEY, conversion TEXT NOT NULL) WITHOUT ROWID"
+                )
             except BaseException:
                 conn.close()
                 raise
@@ -821,12 +887,32 @@ class SqliteCorrelationStore(_StoreBase):
         )
         return [row[0] for row in cursor]
 
+    def _read_decisions_sync(self) -> dict[str, str]:
+        cursor = self._connection().execute(f"SELECT account, conversion FROM {self._table}_ids")
+        return dict(cursor)
+
+    def _write_decisions_sync(self, rows: list[tuple[str, str]]) -> None:
+        with immediate_transaction(self._connection()) as conn:
+            # The first decision stored stays: every reader adopts the same one.
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {self._table}_ids (account, conversion) VALUES (?, ?)",
+                rows,
+            )
+
     def _close_sync(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     # -- the async interface
+
+    async def _read_decisions(self) -> dict[str, str]:
+        return await call_sqlite(self._lock, self.inline, self._read_decisions_sync)
+
+    async def _write_decisions(self, decisions: dict[str, str]) -> None:
+        if decisions:
+            rows = list(decisions.items())
+            await call_sqlite(self._lock, self.inline, self._write_decisions_sync, rows)
 
     async def put_many(
         self, records: Sequence[CorrelationRecord], ttl: float | None = None
@@ -835,6 +921,7 @@ class SqliteCorrelationStore(_StoreBase):
         if not records:
             return
         self.resolver.observe_records(records)
+        await self._sync_decisions()
         now = self._clock()
         expires = now + (self.ttl if ttl is None else ttl)
         rows = [(r.account, r.key, encode_record(r), expires) for r in records]
@@ -848,6 +935,7 @@ class SqliteCorrelationStore(_StoreBase):
     ) -> dict[str, CorrelationRecord]:
         self._check_open()
         self.resolver.observe_receipt_ids(account, message_ids)
+        await self._sync_decisions(account)
         keys = self.resolver.lookup_keys(account, message_ids)
         if not keys:
             return {}
@@ -960,6 +1048,20 @@ class RedisCorrelationStore(_StoreBase):
     def redis_key(self, account: str, key: str) -> str:
         return f"{self.prefix}:{_escape_account(account)}:{key}"
 
+    @property
+    def _decisions_key(self) -> str:
+        # Not under any account's keys: an escaped account name never contains a bare ':'.
+        return f"{self.prefix}:id-decisions"
+
+    async def _read_decisions(self) -> dict[str, str]:
+        raw = await self.client.hgetall(self._decisions_key)
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def _write_decisions(self, decisions: dict[str, str]) -> None:
+        # The first decision stored stays: every reader adopts the same one.
+        for account, conversion in decisions.items():
+            await self.client.hsetnx(self._decisions_key, account, conversion)
+
     async def put_many(
         self, records: Sequence[CorrelationRecord], ttl: float | None = None
     ) -> None:
@@ -967,6 +1069,7 @@ class RedisCorrelationStore(_StoreBase):
         if not records:
             return
         self.resolver.observe_records(records)
+        await self._sync_decisions()
         seconds = max(1, math.ceil(self.ttl if ttl is None else ttl))
         async with self.client.pipeline(transaction=False) as pipe:
             for record in records:
@@ -979,6 +1082,7 @@ class RedisCorrelationStore(_StoreBase):
     ) -> dict[str, CorrelationRecord]:
         self._check_open()
         self.resolver.observe_receipt_ids(account, message_ids)
+        await self._sync_decisions(account)
         keys = self.resolver.lookup_keys(account, message_ids)
         found: dict[str, CorrelationRecord] = {}
         for start in range(0, len(keys), _REDIS_CHUNK):
@@ -1028,6 +1132,7 @@ __all__ = [
     "DEFAULT_TTL",
     "DEFAULT_TTL_DAYS",
     "SETTLED_META",
+    "SETTLING_META",
     "Conversion",
     "CorrelationRecord",
     "CorrelationStore",

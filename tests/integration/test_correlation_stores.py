@@ -218,18 +218,49 @@ async def test_auto_decides_from_what_the_store_sees(backend: Backend) -> None:
             assert (await store.get_many(ACCOUNT, ["24"]))["24"].request_id == "req-18"
             assert await store.get_many(ACCOUNT, ["18"]) == {}  # 0x12: never stored
             if backend.kind != "memory":
-                # Another process on the same data decides from what it sees itself: nothing
-                # yet, so only ids that read one way are matched, until told the mode.
+                # Another process on the same data (a restarted daemon, one that only
+                # receives) adopts the decision the store keeps at its first lookup, without
+                # seeing a single id of its own; a configured mode is not overridden.
                 other = backend.make(MessageIdResolver())
+                exact = backend.make(MessageIdResolver(default=IdMode.EXACT))
                 try:
-                    await other.put_many([record("7", "req-7")])
-                    assert set(await other.get_many(ACCOUNT, ["51", "07"])) == {"07"}
-                    other.resolver.set_mode(ACCOUNT, IdMode.HEX_TO_DECIMAL)
+                    assert other.resolver.conversion(ACCOUNT) is None
                     assert (await other.get_many(ACCOUNT, ["51"]))["51"].request_id == "req-33"
+                    assert other.resolver.conversion(ACCOUNT) is Conversion.HEX_TO_DECIMAL
+                    # (Read as it is written: 0x51's own mapping.)
+                    assert (await exact.get_many(ACCOUNT, ["51"]))["51"].request_id == "req-51"
+                    assert exact.resolver.conversion(ACCOUNT) is Conversion.SAME
                 finally:
                     await other.aclose()
+                    await exact.aclose()
     finally:
         await store.aclose()
+
+
+async def test_the_first_decision_stored_stays(backend: Backend) -> None:
+    """Two processes that decided differently (an SMSC that changed its ways): the store
+    keeps the first, which every process that has not decided adopts."""
+    if backend.kind == "memory":
+        pytest.skip("one process: nothing to keep")
+    n = MessageIdResolver().decide_after
+    first, second = backend.make(MessageIdResolver()), backend.make(MessageIdResolver())
+    late = backend.make(MessageIdResolver())
+    try:
+        with anyio.fail_after(10):
+            await first.put_many([record(format(i, "X")) for i in range(0x40, 0x40 + n)])
+            await first.get_many(ACCOUNT, [str(i) for i in range(0x40, 0x40 + n)])
+            assert first.resolver.conversion(ACCOUNT) is Conversion.HEX_TO_DECIMAL
+            await first.put_many([record("ffff")])  # the decision goes with the next write
+            ids = [str(10**6 + i) for i in range(n)]
+            await second.put_many([record(i) for i in ids])
+            await second.get_many(ACCOUNT, ids)
+            assert second.resolver.conversion(ACCOUNT) is Conversion.SAME
+            await second.put_many([record("7")])
+            await late.get_many(ACCOUNT, ["65"])
+            assert late.resolver.conversion(ACCOUNT) is Conversion.HEX_TO_DECIMAL
+    finally:
+        for made in (first, second, late):
+            await made.aclose()
 
 
 async def test_concurrent_use(backend: Backend) -> None:

@@ -17,7 +17,9 @@ that went missing and shows its history instead of "assert 9 998 == 10 000". The
    a ``sent`` event, one accepted more than once says ``possibleDuplicate``, and no ``sent``
    event claims a submit the SMSC never accepted;
 3. every receipt the SMSC sent yields exactly one final event; a receipt sent again (after a
-   drop, or twice on purpose) is suppressed, and counted as such;
+   drop, or twice on purpose) is suppressed, and counted as such, or (after a crash of the
+   daemon that published it, before it could answer) published again flagged
+   ``possibleDuplicate``;
 4. no receipt is left unmatched or parked.
 
 Pure data in, data out: the callers read the files and stores (``tools/soak.py``, the soak
@@ -91,6 +93,7 @@ class LedgerReport:
     receipt_writes: int = 0  # deliver_sm PDUs for them, redeliveries included
     finals: Counter[str] = field(default_factory=Counter)  # final events by status
     suppressed: int = 0  # receipt writes beyond the first that made no second event
+    flagged_finals: int = 0  # final events beyond the first, each flagged possibleDuplicate
     unmatched: int = 0
     unmatched_explained: int = 0  # receipts of submits whose outcome was reported unknown
     parked: int = 0
@@ -122,6 +125,7 @@ class LedgerReport:
             "receipt_writes": self.receipt_writes,
             "finals": dict(self.finals),
             "suppressed": self.suppressed,
+            "flagged_finals": self.flagged_finals,
             "unmatched": self.unmatched,
             "unmatched_explained": self.unmatched_explained,
             "parked": self.parked,
@@ -309,15 +313,19 @@ def _check_receipt(
                 f"{message.receipt_sends}x (acked: {message.receipt_acked}); no final event",
             )
         )
-    elif len(finals) > 1:
-        report.problems.append(
-            Problem(
-                "final twice",
-                client_id,
-                f"{message.message_id}: " + ", ".join(_brief(e) for e in finals),
+        return
+    if len(finals) > 1:
+        if not all(e.get("possibleDuplicate") for e in finals[1:]):
+            report.problems.append(
+                Problem(
+                    "final twice",
+                    client_id,
+                    f"{message.message_id}: " + ", ".join(_brief(e) for e in finals),
+                )
             )
-        )
-    elif finals and not _is_unmatched(finals[0]):
+            return
+        report.flagged_finals += len(finals) - 1
+    if finals and not _is_unmatched(finals[0]):
         expected = FINAL_OF_STAT.get(message.receipt_stat)
         if expected is not None and finals[0]["status"] != expected:
             report.problems.append(

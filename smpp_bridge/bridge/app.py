@@ -857,6 +857,7 @@ def _dlr_events(dlr: DlrEvent, event_at: str) -> list[Event]:
         submitted_at=submitted,
         account=dlr.account,
         bind=dlr.bind,
+        possible_duplicate=dlr.possible_duplicate,
     )
     message = dlr.message
     if record.parts <= 1 or message is None or not message.changed:
@@ -873,6 +874,7 @@ def _dlr_events(dlr: DlrEvent, event_at: str) -> list[Event]:
             parts=message.parts,
             submitted_at=submitted,
             account=dlr.account,
+            possible_duplicate=dlr.possible_duplicate,
         ),
     ]
 

@@ -635,7 +635,11 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     )
     to: Annotated[str | None, Meta(description="inbound destination")] = None
     possible_duplicate: Annotated[
-        bool, Meta(description="the message may have been submitted twice")
+        bool,
+        Meta(
+            description="the message may have been submitted twice, or (on a report) this "
+            "report published before, by a daemon that crashed before answering the SMSC"
+        ),
     ] = field(default=False, name="possibleDuplicate")
     attempts: Annotated[int | None, Meta(description="submit attempts, when more than 1")] = None
     message_ids: Annotated[

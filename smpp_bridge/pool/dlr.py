@@ -32,7 +32,10 @@ memory (the last ``recent_settled`` parts) or from its record: the caller replac
 part's mapping by a *tombstone* (``settled_record``), which outlives that memory. A receipt
 for a settled part is a duplicate whatever its stat, so an intermediate receipt after a final
 one never regresses the part; so is a receipt parked while an identical one (same id, same
-stat) is already parked.
+stat) is already parked. A durable caller marks a part's record ``settling_record`` before it
+publishes the final receipt: a repeat that finds that mark and is unknown to this correlator
+(the publisher died before the tombstone and the deliver_sm_resp) comes out again, flagged
+``possible_duplicate``.
 Every matched event also carries the message-level status of its message
 (``MessageStatusTracker``): one part of a multipart message failing fails the message, all
 parts delivered delivers it, anything in between is ``buffered``.
@@ -53,6 +56,7 @@ import msgspec
 from ..codec.receipt import EVENT_STATUS, FINAL_STATS, Receipt
 from .correlation import (
     SETTLED_META,
+    SETTLING_META,
     CorrelationRecord,
     MessageIdResolver,
     ParkedReceipt,
@@ -90,6 +94,16 @@ def settled_record(record: CorrelationRecord, stat: str) -> CorrelationRecord:
 
 
 _SETTLED_METAS: dict[str, dict[str, Any]] = {}
+
+
+def settling_record(record: CorrelationRecord, stat: str) -> CorrelationRecord:
+    """``record`` marked as having its final receipt (``stat``) published now: the caller
+    stores it *before* publishing and the tombstone (``settled_record``) after. A process that
+    dies in between (before the SMSC got its deliver_sm_resp, so the receipt comes again)
+    leaves this mark, and the repeat is published once more flagged ``possible_duplicate``
+    instead of as new: a crash costs a flagged duplicate, never a silent one (nor a lost
+    receipt, which writing the tombstone first would risk)."""
+    return msgspec.structs.replace(record, meta={**record.meta, SETTLING_META: stat})
 
 
 def is_settled(record: CorrelationRecord) -> bool:
@@ -313,6 +327,9 @@ class DlrEvent(msgspec.Struct, frozen=True, gc=False):
     arrived_at: float
     message: MessageStatus | None = None
     reason: str | None = None
+    # Its part was found marked ``settling_record`` by a process that is gone: this receipt
+    # may have been published before (by that process, which crashed before answering it).
+    possible_duplicate: bool = False
 
     @property
     def matched(self) -> bool:
@@ -745,6 +762,10 @@ class ReceiptCorrelator:
             self._recent[by_id] = record
             self._settled_keys[by_key] = (record.request_id, record.part)
             order.append((by_id, by_key))
+        if record.meta and SETTLING_META in record.meta:
+            # Not settled by us (not in ``_settled_keys``): by a process that died while
+            # publishing it.
+            return DlrEvent(account, receipt, record, bind, arrived_at, message, None, True)
         return DlrEvent(account, receipt, record, bind, arrived_at, message)
 
     def _unmatched(self, parked: _Parked, reason: str) -> DlrEvent:
@@ -776,4 +797,5 @@ __all__ = [
     "is_settled",
     "iso_utc",
     "settled_record",
+    "settling_record",
 ]

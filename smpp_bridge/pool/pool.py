@@ -66,7 +66,7 @@ from .correlation import (
     MemoryCorrelationStore,
     ParkingStore,
 )
-from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator, settled_record
+from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator, settled_record, settling_record
 from .inbound import InboundAssembler, InboundMessage, OptOut
 from .throttle import AdaptiveThrottle, TokenBucket
 
@@ -607,6 +607,7 @@ class BindPool:
             "parked": 0,
             "duplicate_receipts": 0,
             "unmatched_receipts": 0,
+            "flagged_receipts": 0,  # published again flagged possible_duplicate (a crash)
         }
         self._drained = anyio.Event()  # the drain has closed every bind
         self._supervisors = 0  # supervisor tasks still running
@@ -1229,6 +1230,20 @@ class BindPool:
         unmatched = sum(1 for e in events if e.record is None)
         if unmatched:
             stats["unmatched_receipts"] += unmatched
+        if self._memory_store is None:
+            # A durable store: the settling parts are marked there before anyone hears of
+            # their receipts, so that a crash before the tombstone (and the deliver_sm_resp)
+            # makes the repeat a flagged duplicate, not a second final (``settling_record``).
+            settling = [
+                settling_record(e.record, e.receipt.stat)
+                for e in events
+                if e.record is not None and e.receipt.stat in SETTLED_STATS
+            ]
+            if settling:
+                await self.store.put_many(settling, self._settled_ttl)
+            flagged = sum(1 for e in events if e.possible_duplicate)
+            if flagged:
+                stats["flagged_receipts"] += flagged
         await self.handler.on_dlrs(events)
         stats["duplicate_receipts"] = self._correlator.duplicates
         # Published: a part whose receipt settled it needs its mapping no more, only a

@@ -51,6 +51,13 @@ def test_a_redelivered_receipt_is_suppressed_once_and_a_second_final_is_flagged(
     assert report.ok and report.suppressed == 2 and report.receipt_writes == 5
     report = check_run(REQUESTS, [*events, final(2, "m2")], ledger)
     assert [p.kind for p in report.problems] == ["final twice"]
+    # Published again after a crash, flagged: counted, not a problem; the status still checked.
+    again = {**final(2, "m2"), "possibleDuplicate": True}
+    report = check_run(REQUESTS, [*events, again], ledger)
+    assert report.ok and report.flagged_finals == 1 and report.suppressed == 1
+    wrong = [e if e != final(2, "m2") else final(2, "m2", "failed") for e in events]
+    report = check_run(REQUESTS, [*wrong, again], ledger)
+    assert [p.kind for p in report.problems] == ["wrong final"]
 
 
 def test_a_resend_must_say_possible_duplicate() -> None:

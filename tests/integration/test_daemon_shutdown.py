@@ -144,6 +144,32 @@ async def finish_on_a_healthy_smsc(
     assert {d: n for d, n in counts.items() if n > 1} == {}
 
 
+async def sigterm_once_accepted(
+    tmp_path: Path,
+    smsc_config: Any,
+    accepted: collections.Counter[str],
+    count: int,
+    **account: Any,
+) -> Path:
+    """Against a simulator of ``smsc_config``: the daemon runs until the SMSC has accepted
+    ``count`` submits, a second more, then gets SIGTERM (timed by ``sigterm_and_time``). The
+    config, for ``finish_on_a_healthy_smsc``."""
+    log = tmp_path / "daemon.log"
+    metrics = free_port()
+    async with run_simulator(smsc_config) as smsc:
+        assert smsc.port is not None
+        config = write_config(tmp_path, smsc.port, metrics, **account)
+        await enqueue(tmp_path, config)
+        with daemon_process(config, log) as proc:
+            await wait_http(metrics, "/readyz")
+            with anyio.fail_after(30):
+                while sum(accepted.values()) < count:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(1.0)
+            await sigterm_and_time(proc, log)
+    return config
+
+
 async def test_sigterm_with_the_smsc_gone(
     tmp_path: Path, accepted_per_destination: collections.Counter[str]
 ) -> None:
@@ -230,8 +256,6 @@ async def test_sigterm_with_a_throttling_smsc(
 ) -> None:
     """The SMSC takes 5 submits a second and throttles the rest (ESME_RTHROTTLED): the pool
     is full of retries when SIGTERM comes."""
-    log = tmp_path / "daemon.log"
-    metrics = free_port()
     throttled = sim_config_from_dict(
         {
             "seed": 5,
@@ -239,18 +263,10 @@ async def test_sigterm_with_a_throttling_smsc(
             "receipts": {"enabled": False},
         }
     )
-    async with run_simulator(throttled) as smsc:
-        assert smsc.port is not None
-        config = write_config(tmp_path, smsc.port, metrics)
-        await enqueue(tmp_path, config)
-        with daemon_process(config, log) as proc:
-            await wait_http(metrics, "/readyz")
-            with anyio.fail_after(30):
-                while sum(accepted_per_destination.values()) < 5:
-                    await anyio.sleep(0.01)
-            await anyio.sleep(1.0)
-            await sigterm_and_time(proc, log)
-    await finish_on_a_healthy_smsc(tmp_path, config, log, accepted_per_destination)
+    config = await sigterm_once_accepted(tmp_path, throttled, accepted_per_destination, 5)
+    await finish_on_a_healthy_smsc(
+        tmp_path, config, tmp_path / "daemon.log", accepted_per_destination
+    )
 
 
 async def test_sigterm_with_an_smsc_stalled_mid_window(
@@ -259,21 +275,13 @@ async def test_sigterm_with_an_smsc_stalled_mid_window(
     """Bound, answering, then silent with windows full (``stall_after_pdus``): the drain
     gives up after ``drain_timeout`` (those requests are ``unknown``: they may have gone) and
     the unbind to a peer that never answers must not hold the exit."""
-    log = tmp_path / "daemon.log"
-    metrics = free_port()
     stalling = sim(faults={"stall_after_pdus": 30})
-    async with run_simulator(stalling) as smsc:
-        assert smsc.port is not None
-        config = write_config(tmp_path, smsc.port, metrics, response_timeout=60.0)
-        await enqueue(tmp_path, config)
-        with daemon_process(config, log) as proc:
-            await wait_http(metrics, "/readyz")
-            with anyio.fail_after(30):
-                while sum(accepted_per_destination.values()) < 20:
-                    await anyio.sleep(0.01)
-            await anyio.sleep(1.0)
-            await sigterm_and_time(proc, log)
-    await finish_on_a_healthy_smsc(tmp_path, config, log, accepted_per_destination)
+    config = await sigterm_once_accepted(
+        tmp_path, stalling, accepted_per_destination, 20, response_timeout=60.0
+    )
+    await finish_on_a_healthy_smsc(
+        tmp_path, config, tmp_path / "daemon.log", accepted_per_destination
+    )
 
 
 HANGING_DRAIN = """

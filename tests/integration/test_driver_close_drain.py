@@ -133,6 +133,25 @@ async def peer_burst(stream: anyio.abc.ByteStream, count: int) -> None:
     await stream.aclose()
 
 
+async def drain_after_burst(
+    on_request: Callable[[Pdu], Awaitable[None]],
+    after_close: Callable[[Driver, anyio.CancelScope], Awaitable[None]],
+    **driver: Any,
+) -> Driver:
+    """A bound client driver whose peer sends 3 receipts and closes; once the driver has seen
+    the close, ``after_close(driver, scope of its run)``; returns when ``run`` has ended."""
+    ours, theirs = memory_stream_pair()
+    esme = bound_esme(ours, on_request=on_request, **driver)
+    with anyio.fail_after(100):
+        async with anyio.create_task_group() as tg:
+            await tg.start(esme.run)
+            tg.start_soon(peer_burst, theirs, 3)
+            await esme.request(BindTransceiver(system_id="esme", password="pw"))
+            await esme.wait_closed()
+            await after_close(esme, tg.cancel_scope)
+    return esme
+
+
 async def test_a_handler_that_never_returns_is_abandoned_after_the_drain_timeout() -> None:
     calls: list[int] = []
 
@@ -140,17 +159,12 @@ async def test_a_handler_that_never_returns_is_abandoned_after_the_drain_timeout
         calls.append(pdu.sequence_number)
         await anyio.sleep_forever()
 
-    ours, theirs = memory_stream_pair()
-    driver = bound_esme(ours, on_request=stuck, close_drain_timeout=5.0)
-    with anyio.fail_after(100):
-        async with anyio.create_task_group() as tg:
-            await tg.start(driver.run)
-            tg.start_soon(peer_burst, theirs, 3)
-            await driver.request(BindTransceiver(system_id="esme", password="pw"))
-            await driver.wait_closed()
-            closed_at = anyio.current_time()
-            await driver.wait_stopped()
-            assert anyio.current_time() - closed_at == pytest.approx(5.0, abs=1.5)
+    async def after_close(driver: Driver, scope: anyio.CancelScope) -> None:
+        closed_at = anyio.current_time()
+        await driver.wait_stopped()
+        assert anyio.current_time() - closed_at == pytest.approx(5.0, abs=1.5)
+
+    driver = await drain_after_burst(stuck, after_close, close_drain_timeout=5.0)
     assert calls == [1000]  # the first never returned: the other two were never started
     assert driver.abandoned == 3
 
@@ -162,15 +176,13 @@ async def test_cancelling_run_stops_the_drain_at_once() -> None:
         started.set()
         await anyio.sleep_forever()
 
-    ours, theirs = memory_stream_pair()
-    driver = bound_esme(ours, on_request=stuck, close_drain_timeout=1000.0)
-    with anyio.fail_after(100):
-        async with anyio.create_task_group() as tg:
-            await tg.start(driver.run)
-            tg.start_soon(peer_burst, theirs, 3)
-            await driver.request(BindTransceiver(system_id="esme", password="pw"))
-            await started.wait()
-            await driver.wait_closed()
-            cancelled_at = anyio.current_time()
-            tg.cancel_scope.cancel()
-        assert anyio.current_time() - cancelled_at < 1.0
+    cancelled_at = 0.0
+
+    async def after_close(driver: Driver, scope: anyio.CancelScope) -> None:
+        nonlocal cancelled_at
+        await started.wait()
+        cancelled_at = anyio.current_time()
+        scope.cancel()
+
+    await drain_after_burst(stuck, after_close, close_drain_timeout=1000.0)
+    assert anyio.current_time() - cancelled_at < 1.0

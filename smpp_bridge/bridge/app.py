@@ -33,7 +33,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -41,7 +41,7 @@ import structlog
 
 from ..codec.segment import Concat
 from ..codec.text import EncodingProfile, profile_named
-from ..pool.correlation import CorrelationStore
+from ..pool.correlation import CorrelationStore, StoreClosedError
 from ..pool.dlr import DlrEvent
 from ..pool.inbound import InboundMessage
 from ..pool.pool import BindPool, OutboundMessage, PoolClosed, SubmitOutcome, open_pool
@@ -57,7 +57,7 @@ from .envelope import (
     validate,
 )
 from .metrics import Metrics
-from .queues import Leased, WorkQueue
+from .queues import Leased, QueueClosedError, WorkQueue
 from .store import MessageRecord, MessageStore
 
 log = structlog.get_logger("smpp_bridge.bridge")
@@ -77,6 +77,11 @@ DRAIN_GRACE = 1.0  # the pool's last publish of outcomes after its drain
 HAND_BACK_TIMEOUT = 1.5  # releasing unsent entries and marking them queued
 # The reason of the ``unknown`` event of a receipt no request claimed.
 UNMATCHED_REASON = "unmatched receipt"
+# A queue or store call that fails is tried again after this pause, doubling up to the cap.
+BACKEND_RETRY_BASE = 0.05
+BACKEND_RETRY_CAP = 2.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +283,7 @@ class Bridge:
             # ``batch`` requests per take, however many a queue entry holds (bulk entries of
             # 100 would otherwise make one take of 10 000, holding up every other write).
             entries = max(1, min(batch, round(batch / self._per_entry)))
-            leased = await self.requests.consume(entries, wait=1.0)
+            leased = await self._persist("consume", self.requests.consume, entries, wait=1.0)
             if not leased:
                 continue
             # Taking a batch (store claims, acknowledgements) is not interrupted by a drain;
@@ -350,7 +355,9 @@ class Bridge:
             self.metrics.invalid_requests_total.inc(len(invalid_events))
             log.info("invalid requests", count=len(invalid_events))
             await self._emit(invalid_events, store=False)
-        existing = await self.store.begin([c[2] for c in claims]) if claims else {}
+        existing = (
+            await self._persist("claim", self.store.begin, [c[2] for c in claims]) if claims else {}
+        )
         to_send: list[tuple[_Request, OutboundMessage]] = []
         settled_events: list[Event] = []
         dup_events: list[Event] = []
@@ -359,7 +366,12 @@ class Bridge:
         for request, message, record in claims:
             # (Keyed by request id: a request never finds itself, only an earlier one.)
             before = existing.get(record.request_id)
-            if before is None:
+            if before is None or (
+                before.request_id == record.request_id
+                and before.status == SUBMITTING
+                and before.created_at == record.created_at
+            ):
+                # Fresh (or this very claim, recorded by a try of ``begin`` that then failed).
                 to_send.append((request, message))
             elif before.request_id == record.request_id and before.status == QUEUED:
                 # Handed back unsent by a drain: send it, claimed again first.
@@ -397,7 +409,7 @@ class Bridge:
                     )
                 )
         if requeued:
-            await self.store.mark(requeued, SUBMITTING)
+            await self._persist("claim", self.store.mark, requeued, SUBMITTING)
         if recovered:
             settled_events += await self._lost_outcomes(recovered, event_at)
         if dup_events:
@@ -420,7 +432,7 @@ class Bridge:
         event never got written (a crash between storing the mapping and publishing)."""
         events: list[Event] = []
         for record in records:
-            found = await self.store.get(record.request_id)
+            found = await self._persist("store read", self.store.get, record.request_id)
             history = found[1] if found is not None else []
             if any(e.status in OUTCOMES and e.segment is None for e in history):
                 continue
@@ -487,12 +499,12 @@ class Bridge:
                 release.add(request.entry.leased.id)
         if back and not unsure:
             # Never handed to a bind: a redelivery may send them without doubt.
-            await self.store.mark(back, QUEUED)
+            await self._persist("hand back", self.store.mark, back, QUEUED)
         if release:
             ids = sorted(release)
             for entry_id in ids:
                 self._entries.pop(entry_id, None)
-            await self.requests.release(ids, delay=delay)
+            await self._persist("release", self.requests.release, ids, delay=delay)
             self.state.released_entries += len(ids)
         self._room.set()
 
@@ -539,7 +551,7 @@ class Bridge:
         if done:
             await self._ack(done)
         if release:
-            await self.requests.release(release)
+            await self._persist("release", self.requests.release, release)
             self.state.released_entries += len(release)
         if len(self._inflight) < self.config.daemon.max_in_flight:
             self._room.set()
@@ -637,8 +649,30 @@ class Bridge:
         self.state.last_error = f"event write failed: {exc}"
 
     async def _ack(self, ids: list[str]) -> None:
-        await self.requests.ack(ids)
+        await self._persist("ack", self.requests.ack, ids)
         self.state.acked_entries += len(ids)
+
+    async def _persist(
+        self, what: str, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """``call(*args, **kwargs)``, tried again (with backoff) until it goes through: a queue
+        or store that fails (Redis restarting, SQLite locked) is a pause, never the end of
+        the consumer or of a pool callback. Every call given is safe to repeat: a claim that was
+        recorded before its reply was lost is recognised as this one (see ``_take``), acks,
+        releases and marks are idempotent, reads are reads, and entries a lost ``consume``
+        reply leased come back after their visibility timeout. A closed backend (shutdown)
+        raises at once."""
+        delay = BACKEND_RETRY_BASE
+        while True:
+            try:
+                return await call(*args, **kwargs)
+            except (QueueClosedError, StoreClosedError):
+                raise
+            except Exception as exc:
+                self.state.last_error = f"{what} failed: {exc}"
+                log.warning(f"{what} failed: trying again", error=str(exc), retry_in=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, BACKEND_RETRY_CAP)
 
     # ------------------------------------------------------------------ background
 

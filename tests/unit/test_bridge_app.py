@@ -190,3 +190,65 @@ async def test_unmatched_receipts_are_unknown_events_and_counted() -> None:
     family = bridge.metrics.unmatched_receipts_total
     assert family.labels("main").value == 2 and family.labels("other").value == 1
     assert b'smpp_bridge_unmatched_receipts_total{account="main"} 2' in bridge.metrics.render()
+
+
+class StubPool:
+    """Takes every message and settles it ``sent`` at once (the pool's part, without binds)."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.sent: list[OutboundMessage] = []
+
+    async def send_many(self, messages: Any) -> None:
+        for message in messages:
+            self.sent.append(message)
+            await self.bridge.on_outcomes([sent_outcome(message, f"m-{len(self.sent)}")])
+
+
+def claimed_then_failed(begin: Any) -> Any:
+    """``begin`` that records the claim, then loses its first reply."""
+    lost_replies = 1
+
+    async def flaky(records: Any) -> Any:
+        nonlocal lost_replies
+        found = await begin(records)
+        if lost_replies:
+            lost_replies -= 1
+            raise OSError("connection reset by peer")
+        return found
+
+    return flaky
+
+
+@pytest.mark.anyio
+async def test_a_failing_queue_or_store_is_a_pause_not_a_crash() -> None:
+    """consume, the claim (recorded, then its reply lost), and the ack each fail: the consumer
+    tries again and goes on; each request is sent once, unflagged, and acknowledged."""
+    for policy in ("retry", "report"):
+        bridge, requests, events = make_bridge(unknown_outcome=policy)
+        pool = StubPool(bridge)
+        bridge.pool = pool  # type: ignore[assignment]
+        store = bridge.store
+        assert isinstance(store, MemoryMessageStore)
+        store.begin = claimed_then_failed(store.begin)  # type: ignore[method-assign]
+        requests.fail_next.update({"consume": 2, "ack": 2})
+        texts = [f"code {n}" for n in range(3)]
+        await requests.publish(
+            [
+                json.dumps({"from": "ACME", "to": f"+3460000000{n}", "text": t}).encode()
+                for n, t in enumerate(texts)
+            ]
+        )
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(bridge._commit.run)
+                tg.start_soon(bridge._consume)
+                while bridge.state.acked_entries < 3:
+                    await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        assert sorted(m.text for m in pool.sent) == texts, policy
+        out = await published(events)
+        assert [e["status"] for e in out] == ["sent"] * 3, policy
+        assert not any(e.get("possibleDuplicate") for e in out)
+        assert requests.calls["ack"] >= 3 and not requests.leased_ids()
+        assert bridge.state.last_error is not None and "failed" in bridge.state.last_error

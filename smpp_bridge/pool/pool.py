@@ -240,6 +240,7 @@ class _Job:
         "error_reason",
         "message",
         "message_ids",
+        "out",
         "pdus",
         "pool",
         "possible_duplicate",
@@ -264,6 +265,7 @@ class _Job:
         # so a push-back answer to a part sent before the last slow-down is not counted twice.
         self.sent_gen = [0] * n
         self.sent_on: list[_Bind | None] = [None] * n  # the bind each part went out on
+        self.out = 0  # parts handed to a driver and not answered yet
         self.code = 0
         self.error_reason: str | None = None
         self.unknown = False
@@ -588,6 +590,8 @@ class BindPool:
         # never from two tasks at once.
         self._settle_lock = anyio.Lock()
         self._retries: list[tuple[float, int, _Job, int]] = []
+        # Messages a drain gives back (``_none_accepted``) found by a resend that had no bind.
+        self._given_back: list[OutboundMessage] = []
         self._retry_event = anyio.Event()
         self._tiebreak = itertools.count()
         self._jobs: set[_Job] = set()  # accepted by ``send``, outcome not yet published
@@ -690,10 +694,11 @@ class BindPool:
 
         Callers blocked in ``send`` get ``PoolClosed`` (their message was not sent), at once
         when no bind of their account is up. Messages that had parts out when time ran up
-        get an ``unknown`` outcome (a part resent after a lost connection, or a multipart
-        message with parts accepted, that cannot go on without a bind: ``unknown`` too; a
-        part refused and not resent: ``error``); those with no part ever handed to a bind are
-        returned, to be given back to whoever queued them. A second call returns ``[]``.
+        get an ``unknown`` outcome (so do those with a part accepted or sent without an
+        answer that cannot go on without a bind; a part refused for good: ``error``).
+        Those the SMSC has no part of (never handed to a bind, or every part handed out
+        refused, throttled say, and waiting for a retry) are returned, to be given back to
+        whoever queued them. A second call returns ``[]``.
         """
         if self._draining:
             await self._close_binds()
@@ -711,11 +716,12 @@ class BindPool:
             while self._jobs:
                 self._idle = anyio.Event()
                 await self._idle.wait()
-        unsent: list[OutboundMessage] = []
+        unsent, self._given_back = self._given_back, []
         for job in list(self._jobs):
             if job.done:
                 continue
-            if not job.started:
+            if not job.started or self._none_accepted(job):
+                job.done = True  # given back: nothing of it may go out any more
                 self._jobs.discard(job)
                 unsent.append(job.message)
                 continue
@@ -829,6 +835,7 @@ class BindPool:
         job.bind = bind
         job.sent_on[0] = bind
         job.sent_gen[0] = bind.generation + 1
+        job.out += 1
         return True
 
     async def _send_later(self, job: _Job) -> None:
@@ -922,6 +929,7 @@ class BindPool:
                     break
                 job.sent_on[i] = bind
                 job.sent_gen[i] = bind.generation + 1
+                job.out += 1
                 remaining.pop(0)
 
     async def _acquire(self, account: _Account, prefer: _Bind | None) -> _Bind:
@@ -971,6 +979,7 @@ class BindPool:
         error: BaseException | None,
     ) -> None:
         """A part's response (or its absence) is in: decide, without awaiting."""
+        job.out -= 1
         if bind.waiters:
             bind.response_freed_slot()
         account = bind.account
@@ -1087,12 +1096,30 @@ class BindPool:
             heapq.heappop(self._retries)
             self._tg.start_soon(self._resend, job, i)
 
+    @staticmethod
+    def _none_accepted(job: _Job) -> bool:
+        """Whether the SMSC has no part of ``job``: none accepted, none sent without an answer,
+        none out now; every part handed out so far was refused (throttled, a transient
+        error) and waits for a retry. Such a message is as unsent as one never tried: a
+        drain gives it back rather than calling it unknown or failed."""
+        return not (job.out or job.possible_duplicate or any(job.message_ids))
+
     async def _resend(self, job: _Job, i: int) -> None:
         if job.done:
             return  # the drain gave up on it: its outcome is out
         try:
             await self._send_parts(job, [i])
         except PoolClosed as exc:
+            if job.done:
+                return  # given back or given up on by the drain meanwhile
+            if self._draining and self._none_accepted(job):
+                # No bind to retry on while draining: given back, to be sent another time.
+                job.done = True
+                self._jobs.discard(job)
+                self._given_back.append(job.message)
+                if not self._jobs:
+                    self._idle.set()
+                return
             # The SMSC may have this part (an unanswered copy) or others of the message:
             # unknown; else it has none of it, and the part was refused: error.
             if job.possible_duplicate or any(job.message_ids):

@@ -44,6 +44,7 @@ from ..codec.text import EncodingProfile, profile_named
 from ..pool.correlation import CorrelationStore, StoreClosedError
 from ..pool.dlr import DlrEvent
 from ..pool.inbound import InboundMessage
+from ..pool.persist import until_done
 from ..pool.pool import BindPool, OutboundMessage, PoolClosed, SubmitOutcome, open_pool
 from .config import BridgeConfig, DaemonConfig
 from .envelope import (
@@ -77,10 +78,6 @@ DRAIN_GRACE = 1.0  # the pool's last publish of outcomes after its drain
 HAND_BACK_TIMEOUT = 1.5  # releasing unsent entries and marking them queued
 # The reason of the ``unknown`` event of a receipt no request claimed.
 UNMATCHED_REASON = "unmatched receipt"
-# A queue or store call that fails is tried again after this pause, doubling up to the cap.
-BACKEND_RETRY_BASE = 0.05
-BACKEND_RETRY_CAP = 2.0
-
 T = TypeVar("T")
 
 
@@ -655,24 +652,24 @@ class Bridge:
     async def _persist(
         self, what: str, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
     ) -> T:
-        """``call(*args, **kwargs)``, tried again (with backoff) until it goes through: a queue
-        or store that fails (Redis restarting, SQLite locked) is a pause, never the end of
-        the consumer or of a pool callback. Every call given is safe to repeat: a claim that was
-        recorded before its reply was lost is recognised as this one (see ``_take``), acks,
-        releases and marks are idempotent, reads are reads, and entries a lost ``consume``
-        reply leased come back after their visibility timeout. A closed backend (shutdown)
-        raises at once."""
-        delay = BACKEND_RETRY_BASE
-        while True:
-            try:
-                return await call(*args, **kwargs)
-            except (QueueClosedError, StoreClosedError):
-                raise
-            except Exception as exc:
-                self.state.last_error = f"{what} failed: {exc}"
-                log.warning(f"{what} failed: trying again", error=str(exc), retry_in=delay)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, BACKEND_RETRY_CAP)
+        """``call(*args, **kwargs)``, tried again (with backoff) until it goes through
+        (``pool.persist.until_done``): a queue or store that fails (Redis restarting, SQLite
+        locked) is a pause, never the end of the consumer or of a pool callback. Every call
+        given is safe to repeat: a claim that was recorded before its reply was lost is
+        recognised as this one (see ``_take``), acks, releases and marks are idempotent,
+        reads are reads, and entries a lost ``consume`` reply leased come back after their
+        visibility timeout. A closed backend (shutdown) raises at once."""
+        return await until_done(
+            what,
+            call,
+            *args,
+            closed=(QueueClosedError, StoreClosedError),
+            on_error=self._backend_failed,
+            **kwargs,
+        )
+
+    def _backend_failed(self, error: str) -> None:
+        self.state.last_error = error
 
     # ------------------------------------------------------------------ background
 

@@ -33,9 +33,9 @@ import itertools
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -68,9 +68,12 @@ from .correlation import (
 )
 from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator, settled_record, settling_record
 from .inbound import InboundAssembler, InboundMessage, OptOut
+from .persist import until_done
 from .throttle import AdaptiveThrottle, TokenBucket
 
 log = structlog.get_logger("smpp_bridge.pool")
+
+T = TypeVar("T")
 
 # What a lost or silent connection raises on our side: retry the bind with normal backoff.
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
@@ -612,7 +615,9 @@ class BindPool:
             "duplicate_receipts": 0,
             "unmatched_receipts": 0,
             "flagged_receipts": 0,  # published again flagged possible_duplicate (a crash)
+            "store_failures": 0,  # correlation/parking store calls that failed and were retried
         }
+        self.last_store_error: str | None = None
         self._drained = anyio.Event()  # the drain has closed every bind
         self._supervisors = 0  # supervisor tasks still running
         self._supervisors_done = anyio.Event()
@@ -624,7 +629,9 @@ class BindPool:
     ) -> None:
         if self._parking is not None:
             # Receipts parked by an earlier run of this instance, answered but not published.
-            saved = await self._parking.load_parked(self.instance)
+            saved = await self._stored(
+                "parked receipts load", self._parking.load_parked, self.instance
+            )
             if saved:
                 self._correlator.restore(saved, anyio.current_time(), _wall_clock())
                 log.info("parked receipts restored", count=len(saved))
@@ -1209,7 +1216,7 @@ class BindPool:
         # The mapping is durable before anyone hears the message was sent, so a receipt can
         # always find it.
         if records:
-            await self.store.put_many(records)
+            await self._stored("mapping store", self.store.put_many, records)
         await self.handler.on_outcomes(outcomes)
         self._jobs.difference_update(jobs)
         if not self._jobs:
@@ -1237,7 +1244,7 @@ class BindPool:
             events: list[DlrEvent] = []
             correlator = self._correlator
             for account_name, ids in correlator.relookups_due(now).items():
-                found = await self.store.get_many(account_name, ids)
+                found = await self._stored("relookup", self.store.get_many, account_name, ids)
                 events += correlator.receipts_found(account_name, found, now)
             # Taken out of the correlator and the assembler: published whoever is cancelled.
             with anyio.CancelScope(shield=True):
@@ -1267,7 +1274,9 @@ class BindPool:
                 if e.record is not None and e.receipt.stat in SETTLED_STATS
             ]
             if settling:
-                await self.store.put_many(settling, self._settled_ttl)
+                await self._stored(
+                    "settling mark", self.store.put_many, settling, self._settled_ttl
+                )
             flagged = sum(1 for e in events if e.possible_duplicate)
             if flagged:
                 stats["flagged_receipts"] += flagged
@@ -1295,7 +1304,19 @@ class BindPool:
         once a second: not one per receipt batch)."""
         forget, self._forget = self._forget, []
         if forget:
-            await self.store.put_many(forget, self._settled_ttl)
+            await self._stored("tombstone store", self.store.put_many, forget, self._settled_ttl)
+
+    async def _stored(self, what: str, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """A correlation or parking store call, tried again until it goes through
+        (``persist.until_done``): a store that fails (Redis restarting, SQLite locked)
+        pauses the task that needs it (the settler, a bind's receipts, housekeeping), with
+        what it holds kept, and never ends the pool. Each call here repeats safely: puts
+        replace, gets read, parks and unparks are by key."""
+        return await until_done(what, call, *args, on_error=self._store_failed)
+
+    def _store_failed(self, error: str) -> None:
+        self.stats["store_failures"] += 1
+        self.last_store_error = error
 
     async def _sync_parking(self) -> None:
         """Make the store's parked receipts what the correlator has parked: save the new ones,
@@ -1313,9 +1334,9 @@ class BindPool:
             )
             if saved:
                 self.stats["parked"] += len(saved)
-                await parking.park_many(self.instance, saved)
+                await self._stored("parking", parking.park_many, self.instance, saved)
             if released:
-                await parking.unpark_many(self.instance, released)
+                await self._stored("unparking", parking.unpark_many, self.instance, released)
 
     # ------------------------------------------------------------------ binds
 
@@ -1444,7 +1465,8 @@ class BindPool:
                     # them instead of being parked, and "sent" is published before
                     # "delivered".
                     await self._flush_settled()
-                found = await self.store.get_many(name, [r.message_id for r in receipts])
+                ids = [r.message_id for r in receipts]
+                found = await self._stored("receipt lookup", self.store.get_many, name, ids)
                 correlator = self._correlator
                 events = correlator.receipts_arrived(name, receipts, found, now, bind=bind.name)
                 self.stats["duplicate_receipts"] = correlator.duplicates

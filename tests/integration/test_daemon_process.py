@@ -26,10 +26,8 @@ import pytest
 
 from smpp_bridge.bridge.config import load_config
 from smpp_bridge.bridge.queues import open_queue
-from smpp_bridge.codec.pdus import SubmitSm
 from smpp_bridge.simulator import config_from_dict as sim_config_from_dict
 from smpp_bridge.simulator import run_simulator
-from smpp_bridge.simulator.smsc import SmscSession
 from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio
@@ -52,13 +50,14 @@ def write_config(
     *,
     name: str = "proc",
     redis_prefix: str | None = None,
+    redis_url: str = REDIS_URL,
     **daemon: Any,
 ) -> Path:
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in daemon.items())
     queue = (
         'backend = "sqlite"\npath = "bridge.db"'
         if redis_prefix is None
-        else f'backend = "redis"\nurl = "{REDIS_URL}"\nprefix = "{redis_prefix}"'
+        else f'backend = "redis"\nurl = "{redis_url}"\nprefix = "{redis_prefix}"'
     )
     path = tmp_path / f"{name}.toml"
     path.write_text(
@@ -153,23 +152,6 @@ def requests_file(tmp_path: Path, count: int) -> Path:
                 + "\n"
             )
     return path
-
-
-@pytest.fixture
-def accepted_per_destination(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
-    """Every destination the simulator accepted a submit_sm for, counted."""
-    counts: collections.Counter[str] = collections.Counter()
-    original = SmscSession._submit_sm
-
-    def counting(self: SmscSession, pdu: SubmitSm) -> Any:
-        before = self.counters.accepted
-        answer = original(self, pdu)
-        if self.counters.accepted > before:
-            counts[pdu.destination_addr] += 1
-        return answer
-
-    monkeypatch.setattr(SmscSession, "_submit_sm", counting)
-    return counts
 
 
 def sim(**receipts: Any) -> Any:

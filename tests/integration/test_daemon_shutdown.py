@@ -27,7 +27,6 @@ import pytest
 from smpp_bridge.bridge.daemon import EXIT_SHUTDOWN_DEADLINE, SHUTDOWN_GRACE
 from smpp_bridge.simulator import config_from_dict as sim_config_from_dict
 from smpp_bridge.simulator import run_simulator
-from tests.integration import test_daemon_process
 from tests.integration.test_daemon_process import (
     ENV,
     cli,
@@ -41,7 +40,6 @@ from tests.integration.test_daemon_process import (
 pytestmark = pytest.mark.anyio
 
 # The simulator's count of accepted submits per destination (registered under its own name).
-accepted_per_destination = test_daemon_process.accepted_per_destination
 
 DRAIN = 2.0
 BUDGET = DRAIN + 5.0

@@ -10,6 +10,7 @@ outcome and one final report, none is sent twice, and SIGTERM still ends it clea
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import signal
 import subprocess
@@ -87,10 +88,14 @@ async def wait_redis(port: int) -> None:
             await anyio.sleep(0.05)
 
 
-@pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server")
 async def test_redis_restarting_mid_run_is_a_pause(
     tmp_path: Path, accepted_per_destination: collections.Counter[str]
 ) -> None:
+    if REDIS_SERVER is None:
+        # Installed with the Redis that CI's machines run: missing there is a broken setup.
+        if os.environ.get("CI"):
+            pytest.fail("no redis-server on PATH under CI")
+        pytest.skip("needs redis-server")
     count = 2000
     redis_port = free_port()
     data = tmp_path / "redis"

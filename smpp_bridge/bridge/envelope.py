@@ -18,6 +18,7 @@ consumers in other languages (``tools/gen_schema.py`` writes them).
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -282,6 +283,9 @@ def _parse_items(data: bytes | str, max_batch: int) -> list[Parsed]:
     try:
         raw = _RAW.decode(data)
     except _DECODE_ERRORS as exc:
+        salvaged = _parse_surrogates(data, max_batch)
+        if salvaged is not None:
+            return salvaged
         return [Invalid(-1, f"payload: not JSON: {_msgspec_reason(exc)[1]}")]
     first = bytes(raw)[:1]
     if first == b"{":
@@ -297,6 +301,60 @@ def _parse_items(data: bytes | str, max_batch: int) -> list[Parsed]:
     if problem is not None:
         return [Invalid(-1, problem)]
     return [_parse_item(i, item) for i, item in enumerate(items)]
+
+
+def _parse_surrogates(data: bytes | str, max_batch: int) -> list[Parsed] | None:
+    """A payload the JSON grammar allows but that is no Unicode text: an escaped unpaired
+    UTF-16 surrogate (``"\\ud800"``), which msgspec refuses as malformed. Each item that has
+    one is invalid with the field named (and its clientId, when that is clean); the others
+    go through as usual. None when the payload is not JSON at all."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if _surrogate_path(value, "") is None:
+        return None  # refused for another reason (NaN, say): said as before
+    many = isinstance(value, list)
+    items: list[Any] = value if many else [value]
+    if many:
+        problem = _batch_size_problem(len(items), max_batch)
+        if problem is not None:
+            return [Invalid(-1, problem)]
+    parsed: list[Parsed] = []
+    for i, item in enumerate(items):
+        path = _surrogate_path(item, "")
+        if path is None:
+            parsed.append(_parse_item(i, msgspec.Raw(json.dumps(item).encode())))
+            continue
+        client_id = item.get("clientId") if isinstance(item, dict) else None
+        if not (
+            isinstance(client_id, str)
+            and 0 < len(client_id) <= MAX_CLIENT_ID
+            and _surrogate_path(client_id, "") is None
+        ):
+            client_id = None
+        reason = f"{path or 'request'}: contains an unpaired UTF-16 surrogate (not Unicode text)"
+        parsed.append(Invalid(i, reason, client_id))
+    return parsed
+
+
+def _surrogate_path(value: Any, path: str) -> str | None:
+    """Where in a decoded JSON value the first string with a lone surrogate is (a key
+    counts as its member), as ``_msgspec_reason`` writes paths; None if nowhere."""
+    if isinstance(value, str):
+        return path if any("\ud800" <= c <= "\udfff" for c in value) else None
+    if isinstance(value, dict):
+        for key, member in value.items():
+            at = f"{path}.{key}" if path else str(key)
+            found = _surrogate_path(key, at) or _surrogate_path(member, at)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, member in enumerate(value):
+            found = _surrogate_path(member, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _parse_item(index: int, raw: msgspec.Raw) -> Parsed:

@@ -105,7 +105,8 @@ async def test_a_lone_surrogate_at_line_6001_is_one_error_event_and_the_rest_go_
         f"k-{n}" for n in range(6011) if n != 6000
     }
     (error,) = (e for e in events if e["status"] == "error")
-    assert "not JSON" in error["reason"]
+    assert error["reason"].startswith("text: contains an unpaired UTF-16 surrogate")
+    assert error["clientId"] == "bad"
 
 
 async def test_every_kind_of_bad_jsonl_line_is_published_alone(tmp_path: Path) -> None:

@@ -861,3 +861,41 @@ def test_schema_event_rejects_missing_contract_fields() -> None:
     for name in ("id", "clientId", "status", "code", "eventAt"):
         partial = {k: v for k, v in event.items() if k != name}
         assert schema_errors(EVENT_SCHEMA, partial) == [f"$: missing {name}"]
+
+
+def test_a_lone_surrogate_is_named_by_its_field_and_spares_its_neighbours() -> None:
+    """JSON allows an escaped unpaired surrogate; Unicode text does not. The item that has
+    one is an error naming the field (with its clientId), its neighbours go through."""
+    good = {"from": "ACME", "to": "+34600000001", "text": "ok", "clientId": "a"}
+    bad = {"from": "ACME", "to": "+34600000002", "text": "x\ud800y", "clientId": "b"}
+    nested = good | {"clientId": "c", "tlvs": [{"tag": "x", "value": "\udfff"}]}
+    dirty_id = good | {"clientId": "d\udc00"}
+    parsed = parse_batch(json.dumps([good, bad, nested, dirty_id]).encode())
+    assert isinstance(parsed[0], Valid) and parsed[0].request.client_id == "a"
+    invalid = [p for p in parsed[1:] if isinstance(p, Invalid)]
+    reasons = [(p.index, p.reason.split(":")[0], p.client_id) for p in invalid]
+    assert reasons == [(1, "text", "b"), (2, "tlvs[0].value", "c"), (3, "clientId", None)]
+    assert all("unpaired UTF-16 surrogate" in p.reason for p in invalid)
+    (one,) = parse_batch(json.dumps(bad))
+    assert isinstance(one, Invalid) and (one.index, one.client_id) == (0, "b")
+    # Refused for another reason, JSON or not: said as before.
+    (nan,) = parse_batch(b'{"from": "ACME", "to": "+34600000001", "text": "x", "validity": NaN}')
+    assert isinstance(nan, Invalid) and nan.reason.startswith("payload: not JSON")
+
+
+@FAST
+@given(
+    st.lists(JSON_VALUES, min_size=1, max_size=4),
+    st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3),
+    st.integers(min_value=0, max_value=3),
+)
+def test_parse_batch_never_raises_with_surrogates(
+    values: list[Any], bad: str, position: int
+) -> None:
+    values.insert(min(position, len(values)), {"text": bad, "clientId": "k"})
+    parsed = parse_batch(json.dumps(values).encode())
+    assert parsed
+    for p in parsed:
+        assert isinstance(p, Valid | Invalid)
+        if isinstance(p, Invalid):
+            assert ": " in p.reason

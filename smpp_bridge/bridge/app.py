@@ -45,7 +45,14 @@ from ..pool.correlation import CorrelationStore, StoreClosedError
 from ..pool.dlr import DlrEvent
 from ..pool.inbound import InboundMessage
 from ..pool.persist import until_done
-from ..pool.pool import BindPool, OutboundMessage, PoolClosed, SubmitOutcome, open_pool
+from ..pool.pool import (
+    CLOSE_TIMEOUT,
+    BindPool,
+    OutboundMessage,
+    PoolClosed,
+    SubmitOutcome,
+    open_pool,
+)
 from .config import BridgeConfig, DaemonConfig
 from .envelope import (
     STATUSES,
@@ -75,6 +82,9 @@ SUBMITTING = "submitting"
 # Shutdown deadlines beyond ``drain_timeout`` (the CLI's watchdog ends the process at
 # ``drain_timeout`` + ``daemon.SHUTDOWN_GRACE`` whatever is left).
 DRAIN_GRACE = 1.0  # the pool's last publish of outcomes after its drain
+# The pool's close after its settling time (its unbinds, ``pool.CLOSE_TIMEOUT``) and a margin
+# for its last publish.
+POOL_CLOSE_BUDGET = CLOSE_TIMEOUT + 0.5
 HAND_BACK_TIMEOUT = 1.5  # releasing unsent entries and marking them queued
 # The reason of the ``unknown`` event of a receipt no request claimed.
 UNMATCHED_REASON = "unmatched receipt"
@@ -161,6 +171,7 @@ class Bridge:
         self._entries: dict[str, _Entry] = {}
         self._room = anyio.Event()
         self._stop_scope: anyio.CancelScope | None = None
+        self._give_up_at: float | None = None  # set by a shutdown (``_persist``)
         self._stopped = anyio.Event()
         self._ready = anyio.Event()
         self._commit = GroupCommit(self._flush, on_error=self._commit_failed)
@@ -215,9 +226,17 @@ class Bridge:
         daemon = self.config.daemon
         self.state.stopping = True
         log.info("draining", in_flight=len(self._inflight), entries=len(self._entries))
+        # A backend that keeps failing is given up on once every step's deadline has passed.
+        self._give_up_at = (
+            anyio.current_time() + daemon.drain_timeout + DRAIN_GRACE + HAND_BACK_TIMEOUT
+        )
         unsent: list[OutboundMessage] = []
         with anyio.move_on_after(daemon.drain_timeout + DRAIN_GRACE) as drain_scope:
-            unsent = await pool.drain(daemon.drain_timeout)
+            # The pool settles for less than ``drain_timeout``: its unbinds and close
+            # (``POOL_CLOSE_BUDGET``) and its last publish must fit in the deadline too, or
+            # what it gives back would be cut off with it.
+            settle = max(0.0, daemon.drain_timeout + DRAIN_GRACE - POOL_CLOSE_BUDGET)
+            unsent = await pool.drain(settle)
         drained = not drain_scope.cancelled_caught
         if not drained:
             log.warning(
@@ -665,8 +684,12 @@ class Bridge:
             *args,
             closed=(QueueClosedError, StoreClosedError),
             on_error=self._backend_failed,
+            give_up=self._past_shutdown_deadline,
             **kwargs,
         )
+
+    def _past_shutdown_deadline(self) -> bool:
+        return self._give_up_at is not None and anyio.current_time() >= self._give_up_at
 
     def _backend_failed(self, error: str) -> None:
         self.state.last_error = error

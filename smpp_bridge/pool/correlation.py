@@ -605,10 +605,12 @@ class _StoreBase(ClosableStore):
         once per ``DECISIONS_RELOAD``)."""
         resolver = self.resolver
         if resolver.decisions != self._decisions_saved:
-            since, self._decisions_saved = self._decisions_saved, resolver.decisions
+            upto = resolver.decisions
             decided = resolver.decided()
-            mine = {a: decided[a].value for a in resolver.decided_since(since) if a in decided}
-            await self._write_decisions(mine)
+            since = resolver.decided_since(self._decisions_saved)
+            await self._write_decisions({a: decided[a].value for a in since if a in decided})
+            # Only once written: a failed write is made again by the call's retry.
+            self._decisions_saved = max(self._decisions_saved, upto)
         if account is not None and resolver.conversion(account) is None:
             now = time.monotonic()
             if now - self._decisions_read_at >= DECISIONS_RELOAD:

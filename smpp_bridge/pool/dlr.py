@@ -517,14 +517,37 @@ class ReceiptCorrelator:
             return events
         return self._park(account, receipt, bind, now)
 
-    def _park(self, account: str, receipt: Receipt, bind: str | None, now: float) -> list[DlrEvent]:
+    def unpublished(self, events: Iterable[DlrEvent]) -> None:
+        """Events the caller could not publish (its handler raised): each receipt is parked
+        again, as it arrived (its deliver_sm may have been answered, so the SMSC need not send
+        it again), and the part it settled is no longer taken as settled: it comes out at its
+        next relookup (or expiry), and a repeat from the SMSC meanwhile is no duplicate of a
+        published one. Parking may go past ``max_parked`` by these."""
+        for event in events:
+            account, record = event.account, event.record
+            if record is not None:
+                self._recent.pop((account, event.receipt.message_id), None)
+                slot = (account, record.key)
+                if self._settled_keys.get(slot) == (record.request_id, record.part):
+                    del self._settled_keys[slot]
+            self._park(account, event.receipt, event.bind, event.arrived_at, bounded=False)
+
+    def _park(
+        self,
+        account: str,
+        receipt: Receipt,
+        bind: str | None,
+        now: float,
+        *,
+        bounded: bool = True,
+    ) -> list[DlrEvent]:
         events: list[DlrEvent] = []
         same = self._by_id.get((account, receipt.message_id))
         if same and any(self._parked[s].receipt.stat == receipt.stat for s in same):
             # The very receipt is parked already (sent twice before its mapping came).
             self.duplicates += 1
             return events
-        while len(self._parked) >= self.max_parked:
+        while bounded and len(self._parked) >= self.max_parked:
             oldest = self._parked[next(iter(self._parked))]
             self._unpark(oldest)
             events.append(self._unmatched(oldest, "parking full: no mapping in time"))

@@ -34,12 +34,14 @@ async def until_done(
     *args: Any,
     closed: tuple[type[BaseException], ...] = (StoreClosedError,),
     on_error: Callable[[str], None] | None = None,
+    give_up: Callable[[], bool] | None = None,
     **kwargs: Any,
 ) -> T:
     """``await call(*args, **kwargs)``, tried again after each failure (an ``Exception``
     other than ``closed``, which is raised at once) until it returns. Each failure is logged
     as ``"<what> failed: trying again"`` and given to ``on_error`` as
-    ``"<what> failed: <error>"``."""
+    ``"<what> failed: <error>"``. ``give_up``: asked after each failure; true re-raises it
+    (a shutdown past its deadline: what the call was for is left to redelivery)."""
     delay = RETRY_BASE
     while True:
         try:
@@ -49,6 +51,9 @@ async def until_done(
         except Exception as exc:
             if on_error is not None:
                 on_error(f"{what} failed: {exc}")
+            if give_up is not None and give_up():
+                log.error(f"{what} failed: giving up, shutting down", error=str(exc))
+                raise
             log.warning(f"{what} failed: trying again", error=str(exc), retry_in=delay)
             await anyio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP)

@@ -90,9 +90,11 @@ UnknownPolicy = Literal["retry", "report"]
 BindStateName = Literal["connecting", "up", "backoff", "stopped", "closed"]
 
 # Closing a bind at the end of a drain: the unbind waits this long for its unbind_resp, and
-# every bind's close together at most ``_CLOSE_TIMEOUT`` before the rest is cancelled.
+# every bind's close together at most ``CLOSE_TIMEOUT`` before the rest is cancelled.
 _UNBIND_TIMEOUT: Final = 1.0
-_CLOSE_TIMEOUT: Final = 3.0
+CLOSE_TIMEOUT: Final = 3.0
+# Seconds past a drain's timeout and close a failing store is tried for before it is given up.
+_STORE_GRACE: Final = 1.0
 
 
 class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -618,6 +620,9 @@ class BindPool:
             "store_failures": 0,  # correlation/parking store calls that failed and were retried
         }
         self.last_store_error: str | None = None
+        # Set by a drain: past it, a store call that keeps failing is given up on (what it
+        # was for is left to the caller's redelivery) rather than holding the exit.
+        self._give_up_at: float | None = None
         self._drained = anyio.Event()  # the drain has closed every bind
         self._supervisors = 0  # supervisor tasks still running
         self._supervisors_done = anyio.Event()
@@ -695,7 +700,7 @@ class BindPool:
         From the moment it starts no bind connects again: a bind that is down stays down, one
         connecting or binding is abandoned, waits before reconnecting end. Binds that are up
         stay up while what is in flight settles; then each is unbound (waiting at most
-        ``_UNBIND_TIMEOUT`` for the unbind_resp) and closed, all within ``_CLOSE_TIMEOUT``. So
+        ``_UNBIND_TIMEOUT`` for the unbind_resp) and closed, all within ``CLOSE_TIMEOUT``. So
         it returns within ``timeout`` plus that close time whatever the SMSC does (gone,
         silent, throttling everything).
 
@@ -711,6 +716,7 @@ class BindPool:
             await self._close_binds()
             return []
         self._draining = True
+        self._give_up_at = anyio.current_time() + timeout + CLOSE_TIMEOUT + _STORE_GRACE
         for account in self.accounts.values():
             for bind in account.binds:
                 if bind.state != "up" and bind.scope is not None:
@@ -723,34 +729,38 @@ class BindPool:
             while self._jobs:
                 self._idle = anyio.Event()
                 await self._idle.wait()
-        unsent, self._given_back = self._given_back, []
         for job in list(self._jobs):
             if job.done:
                 continue
             if not job.started or self._none_accepted(job):
-                job.done = True  # given back: nothing of it may go out any more
-                self._jobs.discard(job)
-                unsent.append(job.message)
+                self._give_back(job)
                 continue
             job.unknown = True
             job.error_reason = f"pool drained after {timeout:g} s with parts unanswered"
             self._finish(job)
         # Unbound before the last publishing: receipts read meanwhile are published too.
         await self._close_binds()
-        # Whatever is settled gets published before we go, and so do MOs still missing parts.
-        await self._flush_settled()
-        partial = self._assembler.flush()
-        if partial:
-            self.stats["inbound"] += len(partial)
-            await self.handler.on_inbound(partial)
-        await self._forget_settled()
-        await self._sync_parking()
+        try:
+            # Whatever is settled gets published before we go, and so do MOs still missing
+            # parts.
+            await self._flush_settled()
+            partial = self._assembler.flush()
+            if partial:
+                self.stats["inbound"] += len(partial)
+                await self.handler.on_inbound(partial)
+            await self._forget_settled()
+            await self._sync_parking()
+        except Exception as exc:
+            # A store down past the deadline: unpublished outcomes are left to the caller's
+            # redelivery (unacknowledged queue entries), unsaved tombstones cost flagged repeats.
+            log.error("drain could not publish everything", error=str(exc))
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
+        unsent, self._given_back = self._given_back, []
         return unsent
 
     async def _close_binds(self) -> None:
-        """Unbind every bind that is up and wait (``_CLOSE_TIMEOUT`` at most) for every
+        """Unbind every bind that is up and wait (``CLOSE_TIMEOUT`` at most) for every
         supervisor to end (draining: none reconnects)."""
         for account in self.accounts.values():
             for bind in account.binds:
@@ -759,7 +769,7 @@ class BindPool:
                 elif bind.scope is not None and bind.state != "up":
                     bind.scope.cancel()
         if self._supervisors:
-            with anyio.move_on_after(_CLOSE_TIMEOUT):
+            with anyio.move_on_after(CLOSE_TIMEOUT):
                 await self._supervisors_done.wait()
 
     # ------------------------------------------------------------------ sending
@@ -1104,12 +1114,25 @@ class BindPool:
             self._tg.start_soon(self._resend, job, i)
 
     @staticmethod
-    def _none_accepted(job: _Job) -> bool:
-        """Whether the SMSC has no part of ``job``: none accepted, none sent without an answer,
-        none out now; every part handed out so far was refused (throttled, a transient
-        error) and waits for a retry. Such a message is as unsent as one never tried: a
-        drain gives it back rather than calling it unknown or failed."""
-        return not (job.out or job.possible_duplicate or any(job.message_ids))
+    def _smsc_may_have(job: _Job) -> bool:
+        """Whether the SMSC may hold a part of ``job``: one accepted, or one sent without an
+        answer (``possible_duplicate``)."""
+        return job.possible_duplicate or any(job.message_ids)
+
+    def _none_accepted(self, job: _Job) -> bool:
+        """Whether the SMSC has no part of ``job`` and none is decided: nothing accepted,
+        sent without an answer, refused for good, given up as unknown, or out now; every
+        part handed out so far was refused (throttled, a transient error) and waits for a
+        retry. Such a message is as unsent as one never tried: a drain gives it back rather
+        than calling it unknown or failed."""
+        return not (job.out or any(job.settled) or self._smsc_may_have(job))
+
+    def _give_back(self, job: _Job) -> None:
+        """A drain returns ``job``'s message unsent (``_none_accepted``): nothing more of it
+        goes out, and no outcome is published for it."""
+        job.done = True
+        self._given_back.append(job.message)
+        self._disown(job)
 
     async def _resend(self, job: _Job, i: int) -> None:
         if job.done:
@@ -1120,16 +1143,11 @@ class BindPool:
             if job.done:
                 return  # given back or given up on by the drain meanwhile
             if self._draining and self._none_accepted(job):
-                # No bind to retry on while draining: given back, to be sent another time.
-                job.done = True
-                self._jobs.discard(job)
-                self._given_back.append(job.message)
-                if not self._jobs:
-                    self._idle.set()
+                self._give_back(job)  # no bind to retry on while draining
                 return
             # The SMSC may have this part (an unanswered copy) or others of the message:
             # unknown; else it has none of it, and the part was refused: error.
-            if job.possible_duplicate or any(job.message_ids):
+            if self._smsc_may_have(job):
                 job.unknown = True
             job.error_reason = f"not resent: {exc}"
             job.settled[i] = True
@@ -1157,14 +1175,20 @@ class BindPool:
         if not jobs:
             return
         try:
-            await self._publish_jobs(jobs)
+            records = await self._publish_jobs(jobs)
         except BaseException:
             # Not published (a store or handler failure): they stay settled, to go next time.
             self._settled[:0] = jobs
             raise
+        if records:
+            # Published: parked receipts these mappings announce come out now.
+            matched = self._correlator.mappings_stored(records, anyio.current_time())
+            if matched:
+                await self._publish_dlrs(matched)
+                await self._sync_parking()
 
-    async def _publish_jobs(self, jobs: list[_Job]) -> None:
-        now = anyio.current_time()
+    async def _publish_jobs(self, jobs: list[_Job]) -> list[CorrelationRecord]:
+        """Store the mappings of ``jobs`` and publish their outcomes; the mappings."""
         wall = _wall_clock()
         records: list[CorrelationRecord] = []
         outcomes: list[SubmitOutcome] = []
@@ -1221,11 +1245,7 @@ class BindPool:
         self._jobs.difference_update(jobs)
         if not self._jobs:
             self._idle.set()
-        if records:
-            matched = self._correlator.mappings_stored(records, now)
-            if matched:
-                await self._publish_dlrs(matched)
-                await self._sync_parking()
+        return records
 
     async def _housekeeping(self) -> None:
         while True:
@@ -1280,7 +1300,12 @@ class BindPool:
             flagged = sum(1 for e in events if e.possible_duplicate)
             if flagged:
                 stats["flagged_receipts"] += flagged
-        await self.handler.on_dlrs(events)
+        try:
+            await self.handler.on_dlrs(events)
+        except BaseException:
+            # Not published: parked again, to come out later, never taken for published.
+            self._correlator.unpublished(events)
+            raise
         stats["duplicate_receipts"] = self._correlator.duplicates
         # Published: a part whose receipt settled it needs its mapping no more, only a
         # tombstone, so that a repeat of the receipt is recognised (``forget_settled``: for
@@ -1312,7 +1337,12 @@ class BindPool:
         pauses the task that needs it (the settler, a bind's receipts, housekeeping), with
         what it holds kept, and never ends the pool. Each call here repeats safely: puts
         replace, gets read, parks and unparks are by key."""
-        return await until_done(what, call, *args, on_error=self._store_failed)
+        return await until_done(
+            what, call, *args, on_error=self._store_failed, give_up=self._past_drain_deadline
+        )
+
+    def _past_drain_deadline(self) -> bool:
+        return self._give_up_at is not None and anyio.current_time() >= self._give_up_at
 
     def _store_failed(self, error: str) -> None:
         self.stats["store_failures"] += 1
@@ -1540,6 +1570,7 @@ async def open_pool(
 
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "AccountConfig",
     "BindPool",
     "OutboundMessage",

@@ -274,3 +274,34 @@ async def test_drain_against_an_smsc_that_throttles_everything_ends_in_time() ->
     assert {o.status for o in recorder.outcomes} <= {"unknown"}
     ids = sorted([m.id for m in unsent] + [o.message.id for o in recorder.outcomes])
     assert ids == sorted(m.id for m in messages(n)), "each message given back or settled once"
+
+
+class FailingOnceRecorder(Recorder):
+    """A handler whose first receipt batch fails (its store down, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = 0
+
+    async def on_dlrs(self, events: list[DlrEvent]) -> None:
+        if not self.failed:
+            self.failed = len(events)
+            raise OSError("events store unreachable")
+        await super().on_dlrs(events)
+
+
+async def test_a_receipt_batch_the_handler_failed_is_published_later_once() -> None:
+    """The batch is answered with an error, so the SMSC sends it again, and it is parked
+    again: each receipt still comes out exactly once (not lost as a 'repeat' of itself)."""
+    recorder = FailingOnceRecorder()
+    n = 200
+    async with run_simulator(sim_config()) as sim:
+        pool: BindPool
+        async with open_pool(pool_config(sim, binds=1), recorder) as pool:
+            await pool.wait_ready(timeout=10)
+            await pool.send_many(messages(n))
+            await recorder.wait("dlrs", n, timeout=20)
+            await anyio.sleep(1.5)  # repeats and relookups that could still come
+    assert recorder.failed > 0
+    per_request = collections.Counter(e.request_id for e in recorder.dlrs)
+    assert len(per_request) == n and set(per_request.values()) == {1}

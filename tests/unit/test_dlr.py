@@ -32,6 +32,7 @@ from smpp_bridge.pool.dlr import (
     is_settled,
     iso_utc,
     settled_record,
+    settling_record,
 )
 
 ACCOUNT = "acme"
@@ -857,6 +858,43 @@ def test_a_tombstone_recognises_repeats_past_the_memory_of_recent_parts() -> Non
     assert corr.receipts_arrived(ACCOUNT, [receipt("m1")], {}, T0 + 1) == []
     assert corr.receipts_found(ACCOUNT, {"m1": tomb}, T0 + 2) == []
     assert corr.duplicates == 2 and corr.parked == 0
+
+
+def test_a_settling_mark_found_by_another_process_flags_the_repeat() -> None:
+    """The publisher marked the part settling, published, and died before its tombstone and
+    deliver_sm_resp: the process that gets the repeat publishes it again, flagged; one that
+    published it itself (in its memory) suppresses it."""
+    rec = record("m1")
+    mark = settling_record(rec, "DELIVRD")
+    assert (mark.client_id, mark.request_id) == (rec.client_id, rec.request_id)
+    assert not is_settled(mark)
+    fresh = ReceiptCorrelator(recent_settled=10)
+    (event,) = fresh.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": mark}, T0)
+    assert event.possible_duplicate and event.request_id == rec.request_id
+    assert fresh.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": mark}, T0 + 1) == []
+    publisher = ReceiptCorrelator(recent_settled=10)
+    (first,) = publisher.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": rec}, T0)
+    assert not first.possible_duplicate
+    assert publisher.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": mark}, T0 + 1) == []
+    assert publisher.duplicates == 1
+
+
+def test_an_event_that_could_not_be_published_comes_out_again() -> None:
+    """The handler raised: the receipt is parked again and the part is not taken as settled,
+    so neither a relookup nor the SMSC's repeat is suppressed as a duplicate of it."""
+    corr = ReceiptCorrelator(recent_settled=10, resolver=MessageIdResolver(default=IdMode.EXACT))
+    rec = record("m1")
+    events = corr.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": rec}, T0)
+    corr.unpublished(events)
+    assert corr.parked == 1 and corr.duplicates == 0
+    assert corr.relookups_due(T0 + 1.0) == {ACCOUNT: ["m1"]}
+    (again,) = corr.receipts_found(ACCOUNT, {"m1": rec}, T0 + 1.0)
+    assert again.request_id == rec.request_id and corr.parked == 0
+    # Unpublished once more, then the SMSC sends it again: one event, the parked copy's (the
+    # repeat is the duplicate of that one).
+    corr.unpublished([again])
+    (repeat,) = corr.receipts_arrived(ACCOUNT, [receipt("m1")], {"m1": rec}, T0 + 2)
+    assert repeat.arrived_at == T0 and corr.parked == 0 and corr.duplicates == 1
 
 
 def test_a_receipt_sent_twice_in_one_batch_is_published_once() -> None:

@@ -386,8 +386,7 @@ class Simulator:
     def route(self, out: Outbound) -> None:
         """Send a receipt or MO part to a bind that may take it now, else store it for its
         system_id (store and forward)."""
-        if self.store_expiry is not None and not out.born:
-            out.born = anyio.current_time()
+        self._born(out)
         origin = out.origin
         account = out.account
         if origin is not None:
@@ -416,7 +415,13 @@ class Simulator:
     # A deliver_sm that could not be started (its session ended) is routed again at once.
     reroute = route
 
+    def _born(self, out: Outbound) -> None:
+        """Mark when ``out`` first came due (what ``store_expiry`` counts from)."""
+        if self.store_expiry is not None and not out.born:
+            out.born = anyio.current_time()
+
     def _store(self, out: Outbound) -> None:
+        self._born(out)  # (an MO part sent while no bind could take it)
         account = out.account
         if len(account.store) >= self.store_limit:
             account.counters.store_overflows += 1
@@ -429,6 +434,7 @@ class Simulator:
         store, in their order, then to any receiving bind with room."""
         for out in outs:
             out.origin = None
+            self._born(out)
         account.store.extendleft(reversed(outs))
         account.pump()
 
@@ -449,6 +455,8 @@ class Simulator:
         """A stored deliver_sm outlived ``receipts.store_expiry``."""
         if out.kind == "receipt":
             out.account.counters.dlrs_expired += 1
+        elif out.kind == "mo":
+            out.account.counters.mo_expired += 1
         self._give_up(out, _ledger.EXPIRED)
 
     def _give_up(self, out: Outbound, fate: int) -> None:

@@ -14,6 +14,7 @@ fit its window waits in order in the session's ``pending``.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -663,7 +664,10 @@ class SmscSession:
         if answer is not DEFERRED:
             # Queue the response ahead of the receipts it announces.
             assert isinstance(answer, Pdu)
-            self._queue(answer)
+            # (The session may have closed under this batch, read with a framing error: the
+            # response cannot go then, but the receipts are owed all the same.)
+            with contextlib.suppress(LocalProtocolError):
+                self._queue(answer)
         for out in immediate:
             sim.route(out)
         return DEFERRED

@@ -31,6 +31,7 @@ _INT_FIELDS = (
     "mo_parts",
     "mo_acked",
     "mo_redelivered",
+    "mo_expired",
     "protocol_errors",
     "garbled",
     "fault_closes",
@@ -57,7 +58,8 @@ class Counters:
     (``receipts.store_limit``, also in ``store_overflows``, which counts MO parts too). A receipt
     the ESME refused permanently (or on every attempt) is a ``deliver_failures``, not lost.
     ``dlrs_redelivered`` counts sends of a receipt again after the connection that carried it
-    dropped before its deliver_sm_resp (``mo_redelivered`` the same for MO parts); ``dlrs``
+    dropped before its deliver_sm_resp (``mo_redelivered`` the same for MO parts, and
+    ``mo_expired`` counts MO parts given up at ``store_expiry``); ``dlrs``
     counts each receipt once whatever the number of sends. ``mos`` are MO messages,
     ``mo_parts`` their deliver_sm PDUs.
 
@@ -88,6 +90,7 @@ class Counters:
         self.mo_parts = 0
         self.mo_acked = 0
         self.mo_redelivered = 0
+        self.mo_expired = 0
         self.protocol_errors = 0
         self.garbled = 0
         self.fault_closes = 0

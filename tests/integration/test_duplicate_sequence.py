@@ -120,3 +120,35 @@ async def test_client_answers_two_deliver_sm_under_one_number_and_survives() -> 
     assert [type(a) for a in answers] == [DeliverSmResp, DeliverSmResp]
     assert [(a.sequence_number, a.command_status) for a in answers] == [(7, 0), (7, 0)]
     assert isinstance(after[0], SubmitSm)
+
+
+async def test_a_submit_read_with_a_framing_error_still_gets_its_receipt() -> None:
+    """A submit_sm and a header with an impossible command_length in one segment: the session
+    closes (no response can go), but the submit was accepted and its receipt is owed: it goes
+    to the account's other bind, not left pending for ever."""
+    config = SimulatorConfig(seed=7, accounts=(Account(system_id="esme", password=PW),))
+    bad_header = (5).to_bytes(4, "big") + bytes(12)
+    with anyio.fail_after(20):
+        async with run_simulator(config) as sim:
+            assert sim.port is not None
+            async with (
+                await anyio.connect_tcp("127.0.0.1", sim.port) as keep,
+                await anyio.connect_tcp("127.0.0.1", sim.port) as broken,
+            ):
+                other, wire = Wire(keep), Wire(broken)
+                for stream, w in ((keep, other), (broken, wire)):
+                    await stream.send(encode(BindTransceiver(1, system_id="esme", password=PW)))
+                    assert (await w.read()).command_status == 0
+                pdu = SubmitSm(
+                    50,
+                    source_addr="ACME",
+                    destination_addr="34600000001",
+                    short_message=b"owed",
+                    registered_delivery=1,
+                )
+                await broken.send(encode(pdu) + bad_header)
+                receipt = await other.read()
+                assert isinstance(receipt, DeliverSm) and receipt.esm_class & 0x04
+                await keep.send(encode(DeliverSmResp(receipt.sequence_number)))
+            counters = sim.stats.account("esme")
+            assert counters.accepted == 1 and counters.dlrs_lost == 0

@@ -205,6 +205,22 @@ async def test_store_expiry_and_limit_are_counted_as_lost() -> None:
             assert ledger.fates() == {"overflow": 2, "expired": 4}
 
 
+async def test_a_stored_mo_expires_after_store_expiry_not_at_once() -> None:
+    """An MO message sent while no bind can take it waits in the store for ``store_expiry``
+    from then (it used to count from the epoch and vanish at the first sweep), and its
+    expiry is counted."""
+    config = make_config(receipts=Receipts(store_expiry=2.0))
+    with anyio.fail_after(10):
+        async with run_simulator(config) as sim:
+            assert sim.send_mo("esme", "hello") == 1
+            store = sim.accounts["esme"].store
+            await anyio.sleep(1.2)  # a sweep has passed
+            assert len(store) == 1
+            counters = sim.stats.account("esme")
+            await eventually(lambda: counters.mo_expired == 1)
+            assert not store and counters.dlrs_lost == 0
+
+
 # ------------------------------------------------------------------ the drop fault
 
 

@@ -176,7 +176,7 @@ class Connection:
         # command_ids of the second and later ones wait in ``_inbound_extra``, so the common
         # case stays one dict operation per request and per response.
         self._inbound: dict[int, int] = {}
-        self._inbound_extra: dict[int, list[int]] = {}
+        self._inbound_extra: dict[int, deque[int]] = {}
         self._bound_state: State | None = None  # the bound state kept through UNBINDING
         self._pending_bind: int | None = None  # command_id of the bind in flight
         self._enquire_seq: int | None = None
@@ -316,11 +316,15 @@ class Connection:
                 self._set_state(State.OUTBOUND)
         if pdu.response_type is not None:
             inbound = self._inbound
-            count = len(inbound)
-            inbound.setdefault(seq, cid)
-            if len(inbound) == count:
-                # The peer reused a number it is still waiting on: keep both, say so.
-                self._inbound_extra.setdefault(seq, []).append(cid)
+            if seq not in inbound:
+                inbound[seq] = cid
+            else:
+                # The peer reused a number it is still waiting on: keep both, say so. (A deque:
+                # a peer using one number for everything costs O(1) per request, not O(n).)
+                extra = self._inbound_extra.get(seq)
+                if extra is None:
+                    extra = self._inbound_extra[seq] = deque()
+                extra.append(cid)
                 self._events.append(DuplicateSequence(pdu))
         self._events.append(RequestReceived(pdu))
 
@@ -451,7 +455,7 @@ class Connection:
                 del self._inbound[seq]
             else:
                 # The next request under this number moves up.
-                self._inbound[seq] = extra.pop(0)
+                self._inbound[seq] = extra.popleft()
                 if not extra:
                     del self._inbound_extra[seq]
             if request in BIND_STATES:

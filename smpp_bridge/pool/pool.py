@@ -51,7 +51,7 @@ from ..codec.receipt import Receipt
 from ..codec.segment import Concat, TextSplitter
 from ..codec.text import EncodingProfile, profile_named
 from ..codec.tlv import Tag, Tlv
-from ..errors import EncodingError, LocalProtocolError, SmppError
+from ..errors import EncodingError, FieldError, LocalProtocolError, SmppError
 from ..session.connection import Connection, WindowFull
 from .backoff import Backoff
 from .classify import (
@@ -845,6 +845,9 @@ class BindPool:
         assert driver is not None
         try:
             driver.start_request(job.pdus[0], job, now=now)
+        except FieldError as exc:
+            self._unencodable(job, [0], exc)
+            return True  # (settled: an error outcome)
         except (SessionClosedError, LocalProtocolError):
             # A full window, a session closed or unbinding: the general path copes (and
             # marks a bind that cannot submit).
@@ -936,6 +939,9 @@ class BindPool:
                     driver.start_request(job.pdus[i], job)
                 except WindowFull:
                     continue
+                except FieldError as exc:
+                    self._unencodable(job, remaining, exc)
+                    return
                 except (SessionClosedError, LocalProtocolError):
                     # The session ended (or is unbinding) under us; its supervisor will
                     # notice soon, but no one may pick this bind meanwhile (that would spin
@@ -948,6 +954,15 @@ class BindPool:
                 job.sent_gen[i] = bind.generation + 1
                 job.out += 1
                 remaining.pop(0)
+
+    def _unencodable(self, job: _Job, indexes: list[int], exc: FieldError) -> None:
+        """A part that cannot be encoded (a field out of range for the wire): it and the parts
+        after it are not sent, the message fails with the reason, and the bind is fine."""
+        job.error_reason = str(exc)
+        for i in indexes:
+            job.settled[i] = True
+        if not job.pending:
+            self._finish(job)
 
     async def _acquire(self, account: _Account, prefer: _Bind | None) -> _Bind:
         """A bind of ``account`` that can submit, waiting for one if need be."""

@@ -305,3 +305,26 @@ async def test_a_receipt_batch_the_handler_failed_is_published_later_once() -> N
     assert recorder.failed > 0
     per_request = collections.Counter(e.request_id for e in recorder.dlrs)
     assert len(per_request) == n and set(per_request.values()) == {1}
+
+
+async def test_a_message_that_cannot_be_encoded_fails_alone_and_the_binds_stay() -> None:
+    """A destination too long for the wire (the daemon validates it; a library caller may
+    not): an error outcome naming the field, while the binds stay up for the rest."""
+    recorder = Recorder()
+    good = messages(20)
+    bad = OutboundMessage(id="bad", source="ACME", destination="+" + "1" * 40, text="x")
+    async with run_simulator(sim_config()) as sim:
+        pool: BindPool
+        async with open_pool(pool_config(sim, binds=2), recorder) as pool:
+            await pool.wait_ready(timeout=10)
+            await pool.send_many([*good[:10], bad, *good[10:]])
+            await pool.send(
+                OutboundMessage(id="bad2", source="ACME", destination="+" + "2" * 40, text="y")
+            )
+            await recorder.wait("outcomes", 22, timeout=10)
+            assert pool.stats["reconnects"] == 0
+            assert {s.state for s in pool.bind_states()} == {"up"}
+    by_id = {o.message.id: o for o in recorder.outcomes}
+    for name in ("bad", "bad2"):
+        assert by_id[name].status == "error" and "destination_addr" in (by_id[name].reason or "")
+    assert {by_id[m.id].status for m in good} == {"sent"}

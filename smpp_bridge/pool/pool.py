@@ -1296,25 +1296,29 @@ class BindPool:
     async def _publish_dlrs(self, events: list[DlrEvent]) -> None:
         stats = self.stats
         stats["dlrs"] += len(events)
-        unmatched = sum(1 for e in events if e.record is None)
+        # One pass: the parts these receipts settle, and the counts.
+        settling: list[tuple[CorrelationRecord, str]] = []
+        unmatched = flagged = 0
+        for event in events:
+            record = event.record
+            if record is None:
+                unmatched += 1
+                continue
+            if event.possible_duplicate:
+                flagged += 1
+            stat = event.receipt.stat
+            if stat in SETTLED_STATS:
+                settling.append((record, stat))
         if unmatched:
             stats["unmatched_receipts"] += unmatched
-        if self._memory_store is None:
+        if flagged:
+            stats["flagged_receipts"] += flagged
+        if settling and self._memory_store is None:
             # A durable store: the settling parts are marked there before anyone hears of
             # their receipts, so that a crash before the tombstone (and the deliver_sm_resp)
             # makes the repeat a flagged duplicate, not a second final (``settling_record``).
-            settling = [
-                settling_record(e.record, e.receipt.stat)
-                for e in events
-                if e.record is not None and e.receipt.stat in SETTLED_STATS
-            ]
-            if settling:
-                await self._stored(
-                    "settling mark", self.store.put_many, settling, self._settled_ttl
-                )
-            flagged = sum(1 for e in events if e.possible_duplicate)
-            if flagged:
-                stats["flagged_receipts"] += flagged
+            marks = [settling_record(record, stat) for record, stat in settling]
+            await self._stored("settling mark", self.store.put_many, marks, self._settled_ttl)
         try:
             await self.handler.on_dlrs(events)
         except BaseException:
@@ -1325,15 +1329,13 @@ class BindPool:
         # Published: a part whose receipt settled it needs its mapping no more, only a
         # tombstone, so that a repeat of the receipt is recognised (``forget_settled``: for
         # ``settled_ttl``; else the mapping is marked and kept as long as it was).
-        forget = self._forget
-        for event in events:
-            record = event.record
-            if record is not None and event.receipt.stat in SETTLED_STATS:
-                forget.append(settled_record(record, event.receipt.stat))
-        if forget and self._memory_store is not None:
-            # In memory: at once, without awaiting.
-            self._memory_store.put(forget, self._settled_ttl)
-            forget.clear()
+        if settling:
+            forget = self._forget
+            forget += [settled_record(record, stat) for record, stat in settling]
+            if self._memory_store is not None:
+                # In memory: at once, without awaiting.
+                self._memory_store.put(forget, self._settled_ttl)
+                forget.clear()
 
     @property
     def _settled_ttl(self) -> float | None:

@@ -136,6 +136,21 @@ async def read_events(config: Path) -> list[dict[str, Any]]:
         return out
 
 
+async def enqueue_requests(tmp_path: Path, config: Path, count: int) -> None:
+    """``smpp-bridge enqueue`` of ``count`` requests (``requests_file``)."""
+    enq = await anyio.to_thread.run_sync(
+        cli, "enqueue", str(requests_file(tmp_path, count)), "--config", str(config)
+    )
+    assert enq.returncode == 0, enq.stderr
+
+
+async def wait_accepted(accepted: collections.Counter[str], count: int, timeout: float) -> None:
+    """Until the simulator has accepted ``count`` submits (``accepted_per_destination``)."""
+    with anyio.fail_after(timeout):
+        while sum(accepted.values()) < count:
+            await anyio.sleep(0.01)
+
+
 def requests_file(tmp_path: Path, count: int) -> Path:
     path = tmp_path / "requests.jsonl"
     with path.open("w") as f:
@@ -353,15 +368,10 @@ async def test_second_signal_exits_at_once_and_the_restart_finishes_the_work(
         port = free_port()
         config = write_config(tmp_path, simulator.port, port, unknown_outcome="report")
         log = tmp_path / "daemon.log"
-        enq = await anyio.to_thread.run_sync(
-            cli, "enqueue", str(requests_file(tmp_path, count)), "--config", str(config)
-        )
-        assert enq.returncode == 0, enq.stderr
+        await enqueue_requests(tmp_path, config, count)
         with daemon_process(config, log) as proc:
             await wait_http(port, "/readyz")
-            with anyio.fail_after(30):
-                while sum(accepted_per_destination.values()) < count // 4:
-                    await anyio.sleep(0.01)
+            await wait_accepted(accepted_per_destination, count // 4, 30)
             proc.send_signal(signal.SIGTERM)
             await anyio.sleep(0.05)
             proc.send_signal(signal.SIGTERM)

@@ -25,12 +25,12 @@ from smpp_bridge.simulator import run_simulator
 
 from .test_daemon_process import (
     FINAL,
-    cli,
     daemon_process,
+    enqueue_requests,
     free_port,
     read_events,
-    requests_file,
     sim,
+    wait_accepted,
     wait_http,
     write_config,
 )
@@ -114,15 +114,10 @@ async def test_redis_restarting_mid_run_is_a_pause(
                 redis_url=f"redis://127.0.0.1:{redis_port}/0",
                 unknown_outcome="report",
             )
-            enq = await anyio.to_thread.run_sync(
-                cli, "enqueue", str(requests_file(tmp_path, count)), "--config", str(config)
-            )
-            assert enq.returncode == 0, enq.stderr
+            await enqueue_requests(tmp_path, config, count)
             with daemon_process(config, log) as daemon:
                 await wait_http(metrics, "/readyz")
-                with anyio.fail_after(60):
-                    while sum(accepted_per_destination.values()) < count // 4:
-                        await anyio.sleep(0.01)
+                await wait_accepted(accepted_per_destination, count // 4, 60)
                 first_redis.send_signal(signal.SIGKILL)
                 first_redis.wait(timeout=30)
                 await anyio.sleep(2.0)

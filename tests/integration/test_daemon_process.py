@@ -15,7 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +91,22 @@ ENV = {**os.environ, "TEST_SMSC_PASSWORD": "pw", "SMPP_BRIDGE_LOG_LEVEL": "info"
 
 
 @contextmanager
-def daemon_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` running, its output appended to ``log``; killed on exit if still running."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [*CLI, "run", "--config", str(config)], stdout=out, stderr=out, env=ENV
-        )
+        proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env)
     try:
         yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+
+
+def daemon_process(config: Path, log: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return process([*CLI, "run", "--config", str(config)], log, ENV)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

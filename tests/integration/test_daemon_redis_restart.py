@@ -14,8 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import anyio
@@ -28,6 +27,7 @@ from .test_daemon_process import (
     daemon_process,
     enqueue_requests,
     free_port,
+    process,
     read_events,
     sim,
     wait_accepted,
@@ -40,37 +40,13 @@ pytestmark = pytest.mark.anyio
 REDIS_SERVER = shutil.which("redis-server")
 
 
-@contextmanager
-def redis_server(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+def redis_server(port: int, workdir: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """``redis-server`` on ``port``, keeping its data in ``workdir`` (append-only, fsync
     always); killed on exit."""
     assert REDIS_SERVER is not None
-    with (workdir / "redis.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(workdir),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ],
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
+    argv += ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+    return process(argv, workdir / "redis.log")
 
 
 async def wait_redis(port: int) -> None:

@@ -15,18 +15,11 @@ from typing import Any
 
 import msgspec
 
-from .errors import SmppError
+from .errors import (
+    ConfigError,
+)
 
 __all__ = ["ConfigError", "config_error", "read_toml"]
-
-
-class ConfigError(SmppError, ValueError):
-    """The configuration is invalid; ``path`` names the offending key (``accounts[0].tps``)."""
-
-    def __init__(self, message: str, path: str = "") -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.reason = message
 
 
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)

@@ -86,3 +86,66 @@ class CommandStatusError(SmppError):
         super().__init__(f"{name} (0x{command_status:08X}){': ' + message if message else ''}")
         self.command_status = command_status
         self.status_name = name
+
+
+class WindowFull(LocalProtocolError):
+    """Every window slot holds an outstanding request; wait for a response first."""
+
+
+class SessionClosedError(SmppError):
+    """The session ended before this request got its response; the outcome is unknown."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"session closed: {reason}")
+        self.reason = reason
+
+
+class ResponseTimeoutError(SmppError):
+    """No response within the response timeout: the request may or may not have been processed."""
+
+    def __init__(self, command_name: str, sequence_number: int) -> None:
+        super().__init__(f"no response to {command_name} seq {sequence_number} in time")
+        self.sequence_number = sequence_number
+
+
+class BindError(CommandStatusError):
+    """The SMSC refused the bind (wrong credentials, too many binds, ...)."""
+
+
+class PoolClosed(SmppError):
+    """The pool is draining or closed: the message was not sent.
+
+    From ``send_many``: ``accepted`` of its messages were taken (they get outcomes); the rest
+    were not.
+    """
+
+    def __init__(self, *args: object, accepted: int = 0) -> None:
+        super().__init__(*args)
+        self.accepted = accepted
+
+
+class StoreClosedError(SmppError, RuntimeError):
+    """A store (correlation, parking, message store) was used after ``aclose``."""
+
+
+class QueueError(SmppError):
+    """A work queue could not do what it was asked."""
+
+
+class QueueClosedError(QueueError):
+    """The queue object was closed."""
+
+
+class QueueBackendError(QueueError):
+    """The backend failed (database locked, Redis unreachable, ...); ``__cause__`` holds the
+    backend's own exception. Safe to retry: a failed call changed nothing, or (a publish whose
+    reply was lost) changed everything."""
+
+
+class ConfigError(SmppError, ValueError):
+    """The configuration is invalid; ``path`` names the offending key (``accounts[0].tps``)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.reason = message

@@ -16,13 +16,8 @@ from types import TracebackType
 
 import anyio
 
-from smpp_bridge.bridge.queues.base import (
-    DeadLetter,
-    Entry,
-    Leased,
-    QueueBackendError,
-    QueueClosedError,
-)
+from smpp_bridge.bridge.queues.base import DeadLetter, Entry, Leased
+from smpp_bridge.errors import QueueBackendError, QueueClosedError
 
 __all__ = ["MemoryWorkQueue", "QueueDown"]
 

@@ -40,22 +40,16 @@ import anyio.abc
 import structlog
 
 from ..codec.segment import Concat
+from ..codec.status import Status
 from ..codec.text import EncodingProfile, profile_named
-from ..pool.correlation import CorrelationStore, StoreClosedError
+from ..errors import PoolClosed, QueueClosedError, StoreClosedError
+from ..pool.correlation import CorrelationStore
 from ..pool.dlr import DlrEvent
 from ..pool.inbound import InboundMessage
 from ..pool.persist import until_done
-from ..pool.pool import (
-    CLOSE_TIMEOUT,
-    BindPool,
-    OutboundMessage,
-    PoolClosed,
-    SubmitOutcome,
-    open_pool,
-)
+from ..pool.pool import CLOSE_TIMEOUT, BindPool, OutboundMessage, SubmitOutcome, open_pool
 from .config import BridgeConfig, DaemonConfig
 from .envelope import (
-    STATUSES,
     Event,
     Invalid,
     Valid,
@@ -65,20 +59,20 @@ from .envelope import (
     validate,
 )
 from .metrics import Metrics
-from .queues import Leased, QueueClosedError, WorkQueue
+from .queues import Leased, WorkQueue
 from .store import MessageRecord, MessageStore
 
 log = structlog.get_logger("smpp_bridge.bridge")
 
 # Statuses after which a message is done for good: a redelivery of it is just acknowledged.
-SETTLED = frozenset(STATUSES) - {"inbound", "stop"}
+SETTLED = frozenset(s for s in Status if s.rank >= Status.SENT.rank)
 # The statuses of a submit's own outcome (the rest come from receipts).
-OUTCOMES = frozenset({"sent", "error", "unknown"})
+OUTCOMES = frozenset({Status.SENT, Status.ERROR, Status.UNKNOWN})
 # A request is claimed in the store as "submitting" (one write, before it goes to the pool): a
 # crash before its outcome is recorded leaves an unknown outcome. Requests handed back unsent
 # (a drain) are marked "queued": their redelivery is sent without doubt.
-QUEUED = "queued"
-SUBMITTING = "submitting"
+QUEUED = Status.QUEUED
+SUBMITTING = Status.SUBMITTING
 # Shutdown deadlines beyond ``drain_timeout`` (the CLI's watchdog ends the process at
 # ``drain_timeout`` + ``daemon.SHUTDOWN_GRACE`` whatever is left).
 DRAIN_GRACE = 1.0  # the pool's last publish of outcomes after its drain

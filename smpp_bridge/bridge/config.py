@@ -30,8 +30,8 @@ import msgspec
 import msgspec.inspect as mi
 
 from ..codec.text import profile_named
-from ..configfile import ConfigError, config_error
-from ..errors import EncodingError
+from ..configfile import config_error
+from ..errors import ConfigError, EncodingError
 from ..pool.correlation import IdMode
 from ..pool.pool import AccountConfig, PoolConfig, UnknownPolicy
 from .envelope import Limits

@@ -30,6 +30,7 @@ from msgspec import Meta, field
 from ..codec.gsm7 import gsm7_septets
 from ..codec.pdus import SubmitSm
 from ..codec.segment import MAX_PARTS
+from ..codec.status import EVENT_STATUSES, TERMINAL
 from ..codec.text import (
     Concat,
     EncodingProfile,
@@ -45,25 +46,10 @@ Encoding = Literal["auto", "gsm7", "latin9", "latin1", "ucs2", "ascii"]
 ENCODINGS: Final[tuple[str, ...]] = ("auto", "gsm7", "latin9", "latin1", "ucs2", "ascii")
 """Encoding names a request may ask for; each but "auto" is the codec's name of the same."""
 
-STATUSES: Final = (
-    "sent",
-    "accepted",
-    "buffered",
-    "delivered",
-    "error",
-    "failed",
-    "expired",
-    "canceled",
-    "rejected",
-    "unknown",
-    "inbound",
-    "stop",
-)
+STATUSES: Final = EVENT_STATUSES
 """Every ``Event.status`` value (see MISSION.md)."""
 
-TERMINAL_STATUSES: Final = frozenset(
-    {"delivered", "failed", "expired", "canceled", "rejected", "error"}
-)
+TERMINAL_STATUSES: Final = TERMINAL
 """Statuses after which a message does not change any more."""
 
 DEFAULT_MAX_PARTS: Final = 10

@@ -44,9 +44,11 @@ import anyio.to_thread
 import msgspec
 import structlog
 
-from ..pool.correlation import ClosableStore, StoreClosedError, canonical_id, possible_keys
+from ..codec.status import RANK, Status, status_rank
+from ..errors import StoreClosedError
+from ..pool.correlation import ClosableStore, canonical_id, possible_keys
 from ..sqlite_calls import call_sqlite, immediate_transaction
-from .envelope import TERMINAL_STATUSES, Event, decode_event, encode_events
+from .envelope import Event, decode_event, encode_events
 
 if TYPE_CHECKING:
     import coredis
@@ -55,25 +57,10 @@ log = structlog.get_logger("smpp_bridge.bridge.store")
 
 DEFAULT_DEDUP_WINDOW: Final = 86400.0
 DEFAULT_RETENTION: Final = 7 * 86400.0  # receipts can take days: keep records at least this
-QUEUED: Final = "queued"
-SUBMITTING: Final = "submitting"
-
-# How far along a status is; a status moves to one of equal or higher rank only.
-_RANKS: Final[dict[str, int]] = {
-    QUEUED: 0,
-    SUBMITTING: 0,
-    "sent": 1,
-    "unknown": 1,
-    "accepted": 2,
-    "buffered": 2,
-    **dict.fromkeys(sorted(TERMINAL_STATUSES), 3),
-}
-
-
-def status_rank(status: str) -> int:
-    """0 before submit (and for statuses the store does not know), 1 submit outcome, 2 in the
-    network, 3 terminal."""
-    return _RANKS.get(status, 0)
+QUEUED: Final = Status.QUEUED
+SUBMITTING: Final = Status.SUBMITTING
+# How far along a status is (``Status.rank``): a status moves to one of equal or higher rank.
+_RANKS: Final = RANK
 
 
 class MessageRecord(msgspec.Struct, kw_only=True, rename="camel"):

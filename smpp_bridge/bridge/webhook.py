@@ -47,9 +47,10 @@ import httpx
 import msgspec
 import structlog
 
+from ..errors import QueueClosedError
 from ..pool.backoff import Backoff
 from .metrics import Metrics
-from .queues.base import Leased, QueueClosedError, WorkQueue
+from .queues.base import Leased, WorkQueue
 
 __all__ = [
     "IDEMPOTENCY_HEADER",

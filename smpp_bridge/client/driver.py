@@ -33,7 +33,13 @@ import structlog
 
 from ..codec.constants import CommandStatus
 from ..codec.pdus import Pdu
-from ..errors import CommandStatusError, LocalProtocolError, SmppError
+from ..errors import (
+    CommandStatusError,
+    LocalProtocolError,
+    ResponseTimeoutError,
+    SessionClosedError,
+    WindowFull,
+)
 from ..session import (
     Connection,
     ConnectionClosed,
@@ -46,24 +52,6 @@ from ..session import (
     State,
     UnexpectedResponse,
 )
-from ..session.connection import WindowFull
-
-
-class SessionClosedError(SmppError):
-    """The session ended before this request got its response; the outcome is unknown."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"session closed: {reason}")
-        self.reason = reason
-
-
-class ResponseTimeoutError(SmppError):
-    """No response within the response timeout: the request may or may not have been processed."""
-
-    def __init__(self, command_name: str, sequence_number: int) -> None:
-        super().__init__(f"no response to {command_name} seq {sequence_number} in time")
-        self.sequence_number = sequence_number
-
 
 # Called (synchronously, from the reader) when a request settles: (request, response, error).
 Callback = Callable[[Pdu, Pdu | None, BaseException | None], None]

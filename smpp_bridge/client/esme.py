@@ -35,11 +35,15 @@ from ..codec.pdus import (
 )
 from ..codec.segment import Concat, TextSplitter, split_text
 from ..codec.text import DEFAULT_PROFILE, EncodingProfile
-from ..errors import CommandStatusError, SmppError
+from ..errors import (
+    BindError,
+    SessionClosedError,
+    SmppError,
+    WindowFull,
+)
 from ..session import Connection, Role, SessionConfig
-from ..session.connection import WindowFull
 from .delivery import Delivery, parse_delivery
-from .driver import BatchHandler, Callback, Driver, RequestHandler, SessionClosedError
+from .driver import BatchHandler, Callback, Driver, RequestHandler
 
 BindType = Literal["tx", "rx", "trx"]
 _BIND_TYPES: dict[str, type[BindTransmitter]] = {
@@ -49,10 +53,6 @@ _BIND_TYPES: dict[str, type[BindTransmitter]] = {
 }
 
 DeliveryHandler = Callable[[Delivery], Awaitable[int | None]]
-
-
-class BindError(CommandStatusError):
-    """The SMSC refused the bind (wrong credentials, too many binds, ...)."""
 
 
 class SubmitResult(msgspec.Struct, frozen=True):

@@ -14,6 +14,7 @@ from typing import Final
 import msgspec
 
 from .constants import ESM_TYPE_MASK, MessageState
+from .status import Status
 from .tlv import Tag, Tlv
 
 _KEY = re.compile(r"(?i)(?<![A-Za-z_])(id|sub|dlvrd|submit[ _]date|done[ _]date|stat|err|text)\s*:")
@@ -53,17 +54,17 @@ STAT_BY_STATE: Final[dict[int, str]] = {
 }
 STATE_BY_STAT: Final[dict[str, int]] = {v: k for k, v in STAT_BY_STATE.items()}
 # Canonical stat → the user-facing event status (MISSION.md's vocabulary).
-EVENT_STATUS: Final[dict[str, str]] = {
-    "DELIVRD": "delivered",
-    "ACCEPTD": "accepted",
-    "ENROUTE": "buffered",
-    "SCHEDULED": "buffered",
-    "UNDELIV": "failed",
-    "EXPIRED": "expired",
-    "DELETED": "canceled",
-    "REJECTD": "rejected",
-    "UNKNOWN": "unknown",
-    "SKIPPED": "failed",
+EVENT_STATUS: Final[dict[str, Status]] = {
+    "DELIVRD": Status.DELIVERED,
+    "ACCEPTD": Status.ACCEPTED,
+    "ENROUTE": Status.BUFFERED,
+    "SCHEDULED": Status.BUFFERED,
+    "UNDELIV": Status.FAILED,
+    "EXPIRED": Status.EXPIRED,
+    "DELETED": Status.CANCELED,
+    "REJECTD": Status.REJECTED,
+    "UNKNOWN": Status.UNKNOWN,
+    "SKIPPED": Status.FAILED,
 }
 FINAL_STATS: Final = frozenset({"DELIVRD", "UNDELIV", "EXPIRED", "DELETED", "REJECTD", "ACCEPTD"})
 
@@ -83,9 +84,9 @@ class Receipt(msgspec.Struct, frozen=True):
     intermediate: bool = False
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         """The event status for this receipt (``delivered``, ``failed``, ...)."""
-        return EVENT_STATUS.get(self.stat, "unknown")
+        return EVENT_STATUS.get(self.stat, Status.UNKNOWN)
 
     @property
     def final(self) -> bool:

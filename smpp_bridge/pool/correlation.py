@@ -81,6 +81,7 @@ import anyio.to_thread
 import msgspec
 
 from ..codec.receipt import Receipt
+from ..errors import StoreClosedError
 from ..sqlite_calls import call_sqlite, immediate_transaction
 
 if TYPE_CHECKING:
@@ -542,10 +543,6 @@ class ParkingStore(Protocol):
     async def unpark_many(self, owner: str, keys: Sequence[str]) -> None: ...
 
     async def load_parked(self, owner: str) -> list[ParkedReceipt]: ...
-
-
-class StoreClosedError(RuntimeError):
-    """A store (correlation or message store) was used after ``aclose``."""
 
 
 class ClosableStore:

@@ -54,6 +54,7 @@ from typing import Any, Final
 import msgspec
 
 from ..codec.receipt import EVENT_STATUS, FINAL_STATS, Receipt
+from ..codec.status import FAILURE, Status
 from .correlation import (
     SETTLED_META,
     SETTLING_META,
@@ -68,6 +69,8 @@ DEFAULT_MAX_PARKED: Final = 100_000
 # Seconds after arrival at which a parked receipt is looked up again; then every last interval.
 DEFAULT_RELOOKUP_AFTER: Final = (1.0, 5.0, 15.0, 60.0)
 
+# The statuses of the final receipt stats (``accepted`` among them; ``error`` never comes by
+# receipt): a part with one of these is not expected to change.
 FINAL_STATUSES: Final = frozenset(EVENT_STATUS[stat] for stat in FINAL_STATS)
 # Final stats after which no other receipt for the part is expected, so its mapping may go.
 # Not ACCEPTD: many SMSCs send it and later the real outcome.
@@ -111,7 +114,7 @@ def is_settled(record: CorrelationRecord) -> bool:
     return bool(record.meta) and SETTLED_META in record.meta
 
 
-FAILURE_STATUSES: Final = frozenset({"failed", "expired", "canceled", "rejected"})
+FAILURE_STATUSES: Final = FAILURE
 
 
 def iso_utc(moment: float | datetime) -> str:
@@ -181,8 +184,8 @@ def aggregate_status(
         if all(s == first for s in part_statuses):
             return first, first in FINAL_STATUSES
         if all(s in FINAL_STATUSES for s in part_statuses):
-            return "accepted", True
-    return "buffered", False
+            return Status.ACCEPTED, True
+    return Status.BUFFERED, False
 
 
 class MessageStatus(msgspec.Struct, frozen=True, gc=False):

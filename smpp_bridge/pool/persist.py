@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 import anyio
 import structlog
 
-from .correlation import StoreClosedError
+from ..errors import StoreClosedError
 
 log = structlog.get_logger("smpp_bridge.persist")
 

@@ -43,16 +43,26 @@ import msgspec
 import structlog
 
 from ..client.delivery import parse_delivery, receipt_of
-from ..client.driver import Driver, ResponseTimeoutError, SessionClosedError
-from ..client.esme import BindError, Client, address, build_submits, open_session, source_address
+from ..client.driver import Driver
+from ..client.esme import Client, address, build_submits, open_session, source_address
 from ..codec.constants import CommandId
 from ..codec.pdus import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
 from ..codec.receipt import Receipt
 from ..codec.segment import Concat, TextSplitter
 from ..codec.text import EncodingProfile, profile_named
 from ..codec.tlv import Tag, Tlv
-from ..errors import EncodingError, FieldError, LocalProtocolError, SmppError
-from ..session.connection import Connection, WindowFull
+from ..errors import (
+    BindError,
+    EncodingError,
+    FieldError,
+    LocalProtocolError,
+    PoolClosed,
+    ResponseTimeoutError,
+    SessionClosedError,
+    SmppError,
+    WindowFull,
+)
+from ..session.connection import Connection
 from .backoff import Backoff
 from .classify import (
     BindFailureClass,
@@ -207,18 +217,6 @@ class BindSnapshot(msgspec.Struct, frozen=True):
     outstanding: int
     window: int
     tps: float
-
-
-class PoolClosed(SmppError):
-    """The pool is draining or closed: the message was not sent.
-
-    From ``send_many``: ``accepted`` of its messages were taken (they get outcomes); the rest
-    were not.
-    """
-
-    def __init__(self, *args: object, accepted: int = 0) -> None:
-        super().__init__(*args)
-        self.accepted = accepted
 
 
 class PoolHandler(Protocol):

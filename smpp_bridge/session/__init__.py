@@ -1,6 +1,7 @@
 """The SMPP session as a sans-IO state machine (h11's pattern): bytes and time in, events out."""
 
-from .connection import Connection, SessionConfig, WindowFull
+from ..errors import WindowFull
+from .connection import Connection, SessionConfig
 from .events import (
     NEED_DATA,
     ConnectionClosed,

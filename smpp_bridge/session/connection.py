@@ -34,7 +34,11 @@ from ..codec.pdus import (
     decode,
     error_response,
 )
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import (
+    LocalProtocolError,
+    RemoteProtocolError,
+    WindowFull,
+)
 from .events import (
     NEED_DATA,
     ConnectionClosed,
@@ -74,10 +78,6 @@ _CLOSED = State.CLOSED  # an Enum member read through its class costs as much as
 _AWAITING_BIND = frozenset({State.OPEN, State.OUTBOUND})
 # A bind here is a second bind on a bound (or binding) session: ESME_RALYBND, not RINVBNDSTS.
 _HOLDS_BIND = BOUND_STATES | {State.BINDING, State.UNBINDING}
-
-
-class WindowFull(LocalProtocolError):
-    """Every window slot holds an outstanding request; wait for a response first."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 
 from ..codec.constants import CommandStatus
-from ..configfile import ConfigError, config_error, read_toml
+from ..configfile import config_error, read_toml
+from ..errors import ConfigError
 
 BindType = Literal["tx", "rx", "trx"]
 # A command_status by name ("ESME_RTHROTTLED") or number (0x58).

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.abc
 
-from ..client.driver import DEFERRED, Deferred, Driver, SessionClosedError
+from ..client.driver import DEFERRED, Deferred, Driver
 from ..codec.constants import INTERFACE_VERSION_34, CommandId, CommandStatus
 from ..codec.pdus import (
     BindReceiver,
@@ -45,9 +45,8 @@ from ..codec.pdus import (
 )
 from ..codec.pdus import BroadcastSm as BroadcastSmPdu
 from ..codec.tlv import Tag, Tlv
-from ..errors import LocalProtocolError
+from ..errors import LocalProtocolError, SessionClosedError, WindowFull
 from ..session import Connection, Role, State
-from ..session.connection import WindowFull
 from . import ledger as _ledger
 from .behaviours import ReceiptOutcome, TokenBucket, original_text
 from .config import Account, BindType, resolve_status

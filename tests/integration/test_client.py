@@ -14,8 +14,7 @@ import trio.testing
 import trustme
 
 from smpp_bridge.client.delivery import Delivery
-from smpp_bridge.client.driver import ResponseTimeoutError, SessionClosedError
-from smpp_bridge.client.esme import BindError, Client, SubmitResult, open_session
+from smpp_bridge.client.esme import Client, SubmitResult, open_session
 from smpp_bridge.codec import (
     CommandStatus,
     DeliverSm,
@@ -27,7 +26,12 @@ from smpp_bridge.codec import (
     Unbind,
     decode,
 )
-from smpp_bridge.errors import CommandStatusError
+from smpp_bridge.errors import (
+    BindError,
+    CommandStatusError,
+    ResponseTimeoutError,
+    SessionClosedError,
+)
 from smpp_bridge.session import State
 from smpp_bridge.testing import memory_stream_pair
 from tests.peers import ScriptedSmsc

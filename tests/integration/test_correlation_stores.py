@@ -17,6 +17,7 @@ import anyio
 import coredis
 import pytest
 
+from smpp_bridge.errors import StoreClosedError
 from smpp_bridge.pool.correlation import (
     Conversion,
     CorrelationRecord,
@@ -26,7 +27,6 @@ from smpp_bridge.pool.correlation import (
     MessageIdResolver,
     RedisCorrelationStore,
     SqliteCorrelationStore,
-    StoreClosedError,
 )
 from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 

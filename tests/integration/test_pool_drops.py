@@ -12,13 +12,13 @@ from typing import Any
 import anyio
 import pytest
 
+from smpp_bridge.errors import PoolClosed
 from smpp_bridge.pool.dlr import DlrEvent
 from smpp_bridge.pool.pool import (
     AccountConfig,
     BindPool,
     BindSnapshot,
     OutboundMessage,
-    PoolClosed,
     PoolConfig,
     SubmitOutcome,
     open_pool,

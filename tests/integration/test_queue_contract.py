@@ -26,13 +26,12 @@ import pytest
 from smpp_bridge.bridge.queues import (
     DeadLetter,
     Leased,
-    QueueBackendError,
-    QueueClosedError,
     RedisQueue,
     SqliteQueue,
     WorkQueue,
     open_queue,
 )
+from smpp_bridge.errors import QueueBackendError, QueueClosedError
 from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio

@@ -9,9 +9,8 @@ import anyio
 import msgspec
 import pytest
 
-from smpp_bridge.client.driver import SessionClosedError
-from smpp_bridge.client.esme import BindError
 from smpp_bridge.codec import SubmitSm
+from smpp_bridge.errors import BindError, SessionClosedError
 from smpp_bridge.simulator import (
     Chaos,
     LedgerConfig,

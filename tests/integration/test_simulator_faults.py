@@ -7,7 +7,6 @@ from typing import Any
 import anyio
 import pytest
 
-from smpp_bridge.client.driver import ResponseTimeoutError, SessionClosedError
 from smpp_bridge.codec import (
     BindTransceiver,
     CommandStatus,
@@ -16,6 +15,7 @@ from smpp_bridge.codec import (
     Pdu,
     Tag,
 )
+from smpp_bridge.errors import ResponseTimeoutError, SessionClosedError
 from smpp_bridge.session import State
 from smpp_bridge.simulator import (
     Account,

@@ -10,9 +10,9 @@ import anyio
 import pytest
 import trio.testing
 
-from smpp_bridge.client.driver import ResponseTimeoutError, SessionClosedError
 from smpp_bridge.client.esme import Client, open_session
 from smpp_bridge.codec import CommandStatus
+from smpp_bridge.errors import ResponseTimeoutError, SessionClosedError
 from smpp_bridge.simulator import (
     Account,
     Exponential,

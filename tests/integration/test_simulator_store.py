@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from smpp_bridge.client.driver import SessionClosedError
 from smpp_bridge.codec import BindTransceiver, Framer, Pdu, SubmitSm, decode, encode
+from smpp_bridge.errors import SessionClosedError
 from smpp_bridge.simulator import (
     Faults,
     LedgerConfig,

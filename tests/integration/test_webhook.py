@@ -28,7 +28,7 @@ import trustme
 from anyio.streams.tls import TLSListener
 
 from smpp_bridge.bridge.metrics import Metrics
-from smpp_bridge.bridge.queues import QueueClosedError, WorkQueue, open_queue
+from smpp_bridge.bridge.queues import WorkQueue, open_queue
 from smpp_bridge.bridge.queues.base import Leased
 from smpp_bridge.bridge.webhook import (
     IDEMPOTENCY_HEADER,
@@ -40,6 +40,7 @@ from smpp_bridge.bridge.webhook import (
     sign,
     verify_signature,
 )
+from smpp_bridge.errors import QueueClosedError
 from tests.bridge_fakes import MemoryWorkQueue
 from tests.redis_util import REDIS_URL, need_redis
 

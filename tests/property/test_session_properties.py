@@ -54,7 +54,7 @@ from smpp_bridge.codec import (
 )
 from smpp_bridge.codec.constants import MAX_SEQUENCE, RESPONSE_BIT
 from smpp_bridge.codec.pdus import BroadcastSm
-from smpp_bridge.errors import LocalProtocolError
+from smpp_bridge.errors import LocalProtocolError, WindowFull
 from smpp_bridge.session import (
     Connection,
     ConnectionClosed,
@@ -70,7 +70,6 @@ from smpp_bridge.session import (
     StateChanged,
     UnbindReceived,
     UnexpectedResponse,
-    WindowFull,
 )
 from tests.strategies import REQUEST_TYPES, RESPONSE_TYPES, pdus, pdus_of
 

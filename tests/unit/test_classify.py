@@ -10,14 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smpp_bridge.client.driver import ResponseTimeoutError, SessionClosedError
-from smpp_bridge.client.esme import BindError
 from smpp_bridge.codec.constants import CommandStatus as S
 from smpp_bridge.errors import (
+    BindError,
     CommandStatusError,
     EncodingError,
     FieldError,
     RemoteProtocolError,
+    ResponseTimeoutError,
+    SessionClosedError,
 )
 from smpp_bridge.pool.classify import (
     DEFAULT_POLICY,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smpp_bridge.errors import StoreClosedError
 from smpp_bridge.pool.correlation import (
     DEFAULT_DECIDE_AFTER,
     DEFAULT_TTL,
@@ -18,7 +19,6 @@ from smpp_bridge.pool.correlation import (
     IdSightings,
     MemoryCorrelationStore,
     MessageIdResolver,
-    StoreClosedError,
     canonical_id,
     convert_id,
     decode_record,

@@ -43,7 +43,7 @@ from smpp_bridge.codec import (
     encode,
 )
 from smpp_bridge.codec.constants import MAX_SEQUENCE
-from smpp_bridge.errors import FieldError, LocalProtocolError
+from smpp_bridge.errors import FieldError, LocalProtocolError, WindowFull
 from smpp_bridge.session import (
     NEED_DATA,
     Connection,
@@ -60,7 +60,6 @@ from smpp_bridge.session import (
     StateChanged,
     UnbindReceived,
     UnexpectedResponse,
-    WindowFull,
 )
 
 S = CommandStatus

@@ -10,16 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import (
-    MAX_BATCH,
-    DeadLetter,
-    Entry,
-    Leased,
-    QueueBackendError,
-    QueueClosedError,
-    QueueError,
-    WorkQueue,
-)
+from ...errors import QueueBackendError, QueueClosedError, QueueError
+from .base import MAX_BATCH, DeadLetter, Entry, Leased, WorkQueue
 from .redis import RedisQueue
 from .sqlite import SqliteQueue
 

@@ -28,7 +28,7 @@ from typing import Final, Protocol, Self
 
 import msgspec
 
-from ...errors import SmppError
+from ...errors import QueueBackendError, QueueClosedError, QueueError
 
 # Bounds on one call: large enough for any batch the daemon uses, small enough that a
 # mistaken argument cannot ask a backend for millions of entries at once.
@@ -129,20 +129,6 @@ class WorkQueue(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
-
-
-class QueueError(SmppError):
-    """A work queue could not do what it was asked."""
-
-
-class QueueClosedError(QueueError):
-    """The queue object was closed."""
-
-
-class QueueBackendError(QueueError):
-    """The backend failed (database locked, Redis unreachable, ...); ``__cause__`` holds the
-    backend's own exception. Safe to retry: a failed call changed nothing, or (a publish whose
-    reply was lost) changed everything."""
 
 
 # -- shared helpers

@@ -43,11 +43,11 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import anyio
 import structlog
 
+from ...errors import QueueBackendError
 from .base import (
     DeadLetter,
     Entry,
     Leased,
-    QueueBackendError,
     QueueBase,
     check_count,
     check_dead_items,

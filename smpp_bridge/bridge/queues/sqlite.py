@@ -41,15 +41,13 @@ import anyio
 import anyio.to_thread
 import structlog
 
+from ...errors import QueueBackendError, QueueClosedError, QueueError
 from ...sqlite_calls import call_sqlite, immediate_transaction
 from .base import (
     DeadLetter,
     Entry,
     Leased,
-    QueueBackendError,
     QueueBase,
-    QueueClosedError,
-    QueueError,
     check_count,
     check_dead_items,
     check_ids,

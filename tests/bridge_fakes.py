@@ -1,5 +1,5 @@
 """Test doubles for the daemon's parts: an in-memory ``WorkQueue`` that keeps the contract of
-``smpp_bridge.bridge.queues`` (leases with a visibility timeout, delivery attempts, release
+``smpp_bridge.storage.queues`` (leases with a visibility timeout, delivery attempts, release
 with a delay, extend, dead letters after ``max_deliveries``), plus call records and scripted
 failures so tests can see batching and exercise error paths.
 
@@ -16,8 +16,8 @@ from types import TracebackType
 
 import anyio
 
-from smpp_bridge.bridge.queues.base import DeadLetter, Entry, Leased
 from smpp_bridge.errors import QueueBackendError, QueueClosedError
+from smpp_bridge.storage.queues.base import DeadLetter, Entry, Leased
 
 __all__ = ["MemoryWorkQueue", "QueueDown"]
 

@@ -26,19 +26,17 @@ from typing import IO, Any
 import anyio
 import coredis
 
-from smpp_bridge.pool.correlation import (
-    CorrelationStore,
-    RedisCorrelationStore,
-    SqliteCorrelationStore,
-)
-from smpp_bridge.pool.dlr import DlrEvent
-from smpp_bridge.pool.pool import (
+from smpp_bridge.pool import (
     AccountConfig,
+    CorrelationStore,
+    DlrEvent,
     OutboundMessage,
     PoolConfig,
     SubmitOutcome,
     open_pool,
 )
+from smpp_bridge.storage.correlation_redis import RedisCorrelationStore
+from smpp_bridge.storage.correlation_sqlite import SqliteCorrelationStore
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 import anyio
 import anyio.abc
 
-from smpp_bridge.client.driver import Driver
 from smpp_bridge.codec import (
     BindReceiver,
     BindTransceiver,
@@ -21,6 +20,7 @@ from smpp_bridge.codec import (
     SubmitSm,
     SubmitSmResp,
 )
+from smpp_bridge.driver.driver import Driver
 from smpp_bridge.session import Connection, Role, SessionConfig
 
 

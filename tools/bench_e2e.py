@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 from _procs import free_port, wait_port
 
-from smpp_bridge.bridge.queues import open_queue
+from smpp_bridge.storage.queues import open_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = str(Path(sys.executable).with_name("smpp-bridge"))

@@ -168,8 +168,7 @@ class Outcome:
 def client_ours(port: int, count: int, receipts: bool) -> Outcome:
     import anyio
 
-    from smpp_bridge.client.delivery import Delivery
-    from smpp_bridge.client.esme import open_session
+    from smpp_bridge.client import Delivery, open_session
     from smpp_bridge.codec import SubmitSm
 
     out = Outcome(count)

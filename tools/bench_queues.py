@@ -25,7 +25,7 @@ from typing import Any
 
 import anyio
 
-from smpp_bridge.bridge.queues import RedisQueue, WorkQueue, open_queue
+from smpp_bridge.storage.queues import RedisQueue, WorkQueue, open_queue
 
 
 async def _drop_redis(queue: WorkQueue) -> None:

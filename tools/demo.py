@@ -20,7 +20,7 @@ from pathlib import Path
 import anyio
 from _procs import free_port, wait_port
 
-from smpp_bridge.bridge.queues import open_queue
+from smpp_bridge.storage.queues import open_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = frozenset({"delivered", "failed", "expired", "rejected", "canceled", "accepted"})

@@ -43,11 +43,18 @@ from ..codec.segment import Concat
 from ..codec.status import Status
 from ..codec.text import EncodingProfile, profile_named
 from ..errors import PoolClosed, QueueClosedError, StoreClosedError
-from ..pool.correlation import CorrelationStore
-from ..pool.dlr import DlrEvent
-from ..pool.inbound import InboundMessage
-from ..pool.persist import until_done
-from ..pool.pool import CLOSE_TIMEOUT, BindPool, OutboundMessage, SubmitOutcome, open_pool
+from ..pool import (
+    CLOSE_TIMEOUT,
+    BindPool,
+    CorrelationStore,
+    DlrEvent,
+    InboundMessage,
+    OutboundMessage,
+    SubmitOutcome,
+    open_pool,
+    until_done,
+)
+from ..storage.queues import Leased, WorkQueue
 from .config import BridgeConfig, DaemonConfig
 from .envelope import (
     Event,
@@ -59,7 +66,6 @@ from .envelope import (
     validate,
 )
 from .metrics import Metrics
-from .queues import Leased, WorkQueue
 from .store import MessageRecord, MessageStore
 
 log = structlog.get_logger("smpp_bridge.bridge")
@@ -273,8 +279,7 @@ class Bridge:
         pool = self.pool
         if pool is None:
             return False, "starting"
-        up = sum(b.state == "up" for a in pool.accounts.values() for b in a.binds)
-        if not up:
+        if not pool.status().binds_up:
             return False, "no bind is up"
         return True, ""
 
@@ -716,19 +721,16 @@ class Bridge:
                 log.warning("queue metrics failed", error=str(exc))
             pool = self.pool
             if pool is not None:
+                status = pool.status()
                 # The pool counts reconnects over all its accounts.
-                reconnects = pool.stats["reconnects"]
+                reconnects = status.stats["reconnects"]
                 if reconnects > self._reconnects_seen:
                     metrics.reconnects_total.labels("all").inc(reconnects - self._reconnects_seen)
                     self._reconnects_seen = reconnects
-                for account in pool.accounts.values():
-                    for bind in account.binds:
-                        metrics.set_bind_state(bind.name, bind.state)
-                        client = bind.client
-                        metrics.window_occupancy.labels(bind.name).set(
-                            client.connection.outstanding if client is not None else 0
-                        )
-                        metrics.tps.labels(bind.name).set(bind.measured_rate)
+                for bind in status.binds:
+                    metrics.set_bind_state(bind.name, bind.state)
+                    metrics.window_occupancy.labels(bind.name).set(bind.outstanding)
+                    metrics.tps.labels(bind.name).set(bind.tps)
             await anyio.sleep(1.0)
 
 

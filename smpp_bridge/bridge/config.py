@@ -32,8 +32,7 @@ import msgspec.inspect as mi
 from ..codec.text import profile_named
 from ..configfile import config_error
 from ..errors import ConfigError, EncodingError
-from ..pool.correlation import IdMode
-from ..pool.pool import AccountConfig, PoolConfig, UnknownPolicy
+from ..pool import AccountConfig, IdMode, PoolConfig, UnknownPolicy
 from .envelope import Limits
 from .webhook import WebhookConfig
 

@@ -22,12 +22,15 @@ import anyio
 import anyio.abc
 import structlog
 
-from ..pool.correlation import CorrelationStore, MemoryCorrelationStore, SqliteCorrelationStore
+from ..pool import CorrelationStore, MemoryCorrelationStore
+from ..storage.correlation_sqlite import SqliteCorrelationStore
+from ..storage.messages_redis import RedisMessageStore
+from ..storage.messages_sqlite import SqliteMessageStore
+from ..storage.queues import WorkQueue, open_queue
 from .app import Bridge
 from .config import BridgeConfig
 from .metrics import CONTENT_TYPE, Metrics
-from .queues import WorkQueue, open_queue
-from .store import MemoryMessageStore, MessageStore, RedisMessageStore, SqliteMessageStore
+from .store import MemoryMessageStore, MessageStore
 
 log = structlog.get_logger("smpp_bridge.bridge")
 
@@ -93,7 +96,7 @@ async def open_backends(
         corr: CorrelationStore
         dedup = config.daemon.dedup_window
         if s.backend == "redis":
-            from ..pool.correlation import RedisCorrelationStore
+            from ..storage.correlation_redis import RedisCorrelationStore
 
             assert s.url is not None
             store = await stack.enter_async_context(

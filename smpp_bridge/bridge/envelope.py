@@ -40,7 +40,7 @@ from ..codec.text import (
 )
 from ..codec.tlv import TLV_SPECS, Tag, Tlv, resolve_tag
 from ..errors import EncodingError, FieldError
-from ..pool.pool import OutboundMessage
+from ..pool import OutboundMessage
 
 Encoding = Literal["auto", "gsm7", "latin9", "latin1", "ucs2", "ascii"]
 ENCODINGS: Final[tuple[str, ...]] = ("auto", "gsm7", "latin9", "latin1", "ucs2", "ascii")

@@ -48,9 +48,9 @@ import msgspec
 import structlog
 
 from ..errors import QueueClosedError
-from ..pool.backoff import Backoff
+from ..pool import Backoff
+from ..storage.queues.base import Leased, WorkQueue
 from .metrics import Metrics
-from .queues.base import Leased, WorkQueue
 
 __all__ = [
     "IDEMPOTENCY_HEADER",

@@ -383,7 +383,7 @@ def _run(args: argparse.Namespace) -> int:
 def _enqueue(args: argparse.Namespace) -> int:
     import anyio
 
-    from ..bridge.queues import open_queue
+    from ..storage.queues import open_queue
 
     if not 1 <= args.bulk <= 100:
         raise CliError("--bulk must be between 1 and 100")
@@ -475,7 +475,7 @@ def _enqueue(args: argparse.Namespace) -> int:
 def _events(args: argparse.Namespace) -> int:
     import anyio
 
-    from ..bridge.queues import open_queue
+    from ..storage.queues import open_queue
 
     config = load(args.config)
     q = config.queue

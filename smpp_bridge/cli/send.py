@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from . import CliError, write_json
 
 if TYPE_CHECKING:
-    from ..client.delivery import Delivery
+    from ..client import Delivery
     from . import Subparsers
 
 
@@ -114,7 +114,7 @@ def ids_match(submitted: str, receipted: str) -> bool:
 def _send(args: argparse.Namespace) -> int:
     import anyio
 
-    from ..client.esme import open_session
+    from ..client import open_session
     from ..errors import SmppError
 
     profile = _profile(args.profile)
@@ -242,9 +242,15 @@ def _bench_pool(args: argparse.Namespace) -> int:
     import anyio
 
     from ..errors import SmppError
-    from ..pool.dlr import DlrEvent
-    from ..pool.inbound import InboundMessage
-    from ..pool.pool import AccountConfig, OutboundMessage, PoolConfig, SubmitOutcome, open_pool
+    from ..pool import (
+        AccountConfig,
+        DlrEvent,
+        InboundMessage,
+        OutboundMessage,
+        PoolConfig,
+        SubmitOutcome,
+        open_pool,
+    )
 
     sent_at: dict[str, float] = {}
     latencies = Latencies()
@@ -380,7 +386,7 @@ def _bench_pool(args: argparse.Namespace) -> int:
 def _bench_session(args: argparse.Namespace) -> int:
     import anyio
 
-    from ..client.esme import SubmitResult, open_session
+    from ..client import SubmitResult, open_session
     from ..codec.pdus import SubmitSm
     from ..errors import SmppError
 

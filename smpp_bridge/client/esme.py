@@ -11,17 +11,17 @@ It runs on anyio: trio (our runtime) or asyncio hosts alike.
 
 from __future__ import annotations
 
-import functools
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
-from typing import Final, Literal
+from typing import Literal
 
 import anyio
 import anyio.abc
 import msgspec
 
-from ..codec.constants import INTERFACE_VERSION_34, CommandStatus, Npi, Ton
+from ..codec.compose import build_submits
+from ..codec.constants import INTERFACE_VERSION_34, CommandStatus
 from ..codec.pdus import (
     BindReceiver,
     BindTransceiver,
@@ -33,8 +33,9 @@ from ..codec.pdus import (
     SubmitSmResp,
     Unbind,
 )
-from ..codec.segment import Concat, TextSplitter, split_text
+from ..codec.segment import Concat
 from ..codec.text import DEFAULT_PROFILE, EncodingProfile
+from ..driver.driver import BatchHandler, Callback, Driver, RequestHandler
 from ..errors import (
     BindError,
     SessionClosedError,
@@ -43,7 +44,6 @@ from ..errors import (
 )
 from ..session import Connection, Role, SessionConfig
 from .delivery import Delivery, parse_delivery
-from .driver import BatchHandler, Callback, Driver, RequestHandler
 
 BindType = Literal["tx", "rx", "trx"]
 _BIND_TYPES: dict[str, type[BindTransmitter]] = {
@@ -79,118 +79,6 @@ class SubmitResult(msgspec.Struct, frozen=True):
     def message_id(self) -> str | None:
         r = self.response
         return getattr(r, "message_id", None) if r is not None else None
-
-
-def address(addr: str) -> tuple[int, int, str]:
-    """TON, NPI and address for an address as users write it.
-
-    ``+34600000001`` → international E.164 (1/1, without the plus); nine or more digits → 1/1
-    too; fewer digits (a short code) → 0/0, leaving it to the SMSC; anything else →
-    alphanumeric (5/0).
-    """
-    if addr[:1] == "+":
-        digits = addr[1:]
-        if digits.isdigit():
-            return _INTERNATIONAL, _ISDN, digits
-    elif addr.isdigit():
-        if len(addr) > 8:
-            return _INTERNATIONAL, _ISDN, addr
-        return _TON_UNKNOWN, _NPI_UNKNOWN, addr
-    return _ALPHANUMERIC, _NPI_UNKNOWN, addr
-
-
-# Read once: an Enum member read through its class costs a lookup per message.
-_INTERNATIONAL: Final = Ton.INTERNATIONAL
-_ALPHANUMERIC: Final = Ton.ALPHANUMERIC
-_TON_UNKNOWN: Final = Ton.UNKNOWN
-_ISDN: Final = Npi.ISDN
-_NPI_UNKNOWN: Final = Npi.UNKNOWN
-
-
-def build_submits(
-    source: str,
-    destination: str,
-    text: str,
-    *,
-    profile: EncodingProfile,
-    reference: int,
-    encoding: str = "auto",
-    concat: Concat = "udh8",
-    registered_delivery: int = 1,
-    max_parts: int = 255,
-    template: SubmitSm | None = None,
-    splitter: TextSplitter | None = None,
-) -> list[SubmitSm]:
-    """The submit_sm PDUs of one text message, segmented under ``profile`` (pure).
-
-    ``template`` supplies the fields text and addresses do not decide (service_type,
-    validity, priority, TLVs, extra esm_class bits). ``splitter`` (a ``TextSplitter`` of the
-    same profile) remembers the segmentation of texts sent again and again. Raises
-    ``EncodingError`` when the text cannot be sent as asked (unrepresentable, more than
-    ``max_parts``).
-    """
-    if splitter is not None and splitter.profile is profile:
-        split = splitter.split(
-            text, encoding=encoding, concat=concat, reference=reference, max_parts=max_parts
-        )
-    else:
-        split = split_text(
-            text,
-            profile=profile,
-            encoding=encoding,
-            concat=concat,
-            reference=reference,
-            max_parts=max_parts,
-        )
-    s_ton, s_npi, s_addr = source_address(source)
-    d_ton, d_npi, d_addr = address(destination)
-    base = template if template is not None else _NO_TEMPLATE
-    data_coding = split.data_coding
-    segments = split.segments
-    if len(segments) == 1 and base is _NO_TEMPLATE:
-        # The common case, with the defaults of the template left to the struct.
-        seg = segments[0]
-        return [
-            SubmitSm(
-                source_addr_ton=s_ton,
-                source_addr_npi=s_npi,
-                source_addr=s_addr,
-                dest_addr_ton=d_ton,
-                dest_addr_npi=d_npi,
-                destination_addr=d_addr,
-                esm_class=seg.esm_class,
-                registered_delivery=registered_delivery,
-                data_coding=data_coding,
-                short_message=seg.short_message,
-                tlvs=seg.tlvs,
-            )
-        ]
-    return [
-        SubmitSm(
-            service_type=base.service_type,
-            source_addr_ton=s_ton,
-            source_addr_npi=s_npi,
-            source_addr=s_addr,
-            dest_addr_ton=d_ton,
-            dest_addr_npi=d_npi,
-            destination_addr=d_addr,
-            esm_class=base.esm_class | seg.esm_class,
-            protocol_id=base.protocol_id,
-            priority_flag=base.priority_flag,
-            schedule_delivery_time=base.schedule_delivery_time,
-            validity_period=base.validity_period,
-            registered_delivery=registered_delivery,
-            data_coding=data_coding,
-            short_message=seg.short_message,
-            tlvs=base.tlvs + seg.tlvs,
-        )
-        for seg in segments
-    ]
-
-
-_NO_TEMPLATE: Final = SubmitSm()
-# Senders repeat (a few brands, short codes): their TON/NPI is worked out once.
-source_address: Final = functools.lru_cache(maxsize=256)(address)
 
 
 class Client:
@@ -532,11 +420,9 @@ async def open_session(
 
 
 __all__ = [
-    "BindError",
     "BindType",
     "Client",
     "CommandStatus",
     "SubmitResult",
-    "address",
     "open_session",
 ]

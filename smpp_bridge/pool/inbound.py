@@ -26,7 +26,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from ..client.delivery import Delivery
+from ..client import Delivery
 from ..codec.pdus import DeliverSm
 from ..codec.segment import DecodedText, decode_short_message, join_texts
 from ..codec.text import DEFAULT_PROFILE, EncodingProfile

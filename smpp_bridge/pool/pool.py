@@ -42,15 +42,15 @@ import anyio.abc
 import msgspec
 import structlog
 
-from ..client.delivery import parse_delivery, receipt_of
-from ..client.driver import Driver
-from ..client.esme import Client, address, build_submits, open_session, source_address
+from ..client import Client, open_session, parse_delivery, receipt_of
+from ..codec.compose import address, build_submits, source_address
 from ..codec.constants import CommandId
 from ..codec.pdus import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
 from ..codec.receipt import Receipt
 from ..codec.segment import Concat, TextSplitter
 from ..codec.text import EncodingProfile, profile_named
 from ..codec.tlv import Tag, Tlv
+from ..driver.driver import Driver
 from ..errors import (
     BindError,
     EncodingError,
@@ -70,12 +70,7 @@ from .classify import (
     StatusPolicy,
     classify_bind_failure,
 )
-from .correlation import (
-    CorrelationRecord,
-    CorrelationStore,
-    MemoryCorrelationStore,
-    ParkingStore,
-)
+from .correlation import CorrelationRecord, CorrelationStore, MemoryCorrelationStore, ParkingStore
 from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator, settled_record, settling_record
 from .inbound import InboundAssembler, InboundMessage, OptOut
 from .persist import until_done
@@ -158,6 +153,10 @@ class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class PoolConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The pool's accounts and the timers that apply to all of them (seconds): how long a
+    receipt waits for its mapping (``unmatched_after``) and a multipart MO for its parts,
+    how long correlations and tombstones live, and the reconnect and retry backoffs."""
+
     accounts: tuple[AccountConfig, ...]
     unmatched_after: float = 120.0  # a receipt with no mapping this long is published unmatched
     inbound_timeout: float = 120.0  # a concatenated MO missing parts this long is published
@@ -217,6 +216,21 @@ class BindSnapshot(msgspec.Struct, frozen=True):
     outstanding: int
     window: int
     tps: float
+
+
+class PoolStatus(msgspec.Struct, frozen=True):
+    """The pool as ``BindPool.status()`` sees it now: every bind (account by account), the
+    pool's counters (a copy of ``BindPool.stats``) and whether it drains. Read-only: the daemon's
+    readiness and metrics read this, never the pool's own objects."""
+
+    binds: tuple[BindSnapshot, ...]
+    stats: dict[str, int]
+    draining: bool
+
+    @property
+    def binds_up(self) -> int:
+        """How many binds are bound and taking messages."""
+        return sum(b.state == "up" for b in self.binds)
 
 
 class PoolHandler(Protocol):
@@ -685,6 +699,10 @@ class BindPool:
                     )
                 )
         return out
+
+    def status(self) -> PoolStatus:
+        """The binds, the counters and the drain as they are now (a read-only snapshot)."""
+        return PoolStatus(tuple(self.bind_states()), dict(self.stats), self._draining)
 
     @property
     def draining(self) -> bool:
@@ -1588,10 +1606,12 @@ __all__ = [
     "CLOSE_TIMEOUT",
     "AccountConfig",
     "BindPool",
+    "BindSnapshot",
     "OutboundMessage",
     "PoolClosed",
     "PoolConfig",
     "PoolHandler",
+    "PoolStatus",
     "SubmitOutcome",
     "open_pool",
 ]

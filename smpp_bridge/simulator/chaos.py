@@ -12,9 +12,9 @@ import random
 from collections import Counter
 from typing import TYPE_CHECKING, Final
 
-from ..client.driver import DEFERRED, Deferred
 from ..codec.constants import CommandStatus
 from ..codec.pdus import Pdu
+from ..driver.driver import DEFERRED, Deferred
 from .behaviours import make_sampler
 from .config import Chaos, IdFormat, MessageIds
 

@@ -28,7 +28,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSListener
 
-from ..client.esme import address
+from ..codec.compose import address
 from ..codec.constants import CommandStatus
 from ..codec.pdus import DeliverSm
 from ..codec.segment import Concat, split_text

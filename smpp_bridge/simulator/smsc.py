@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.abc
 
-from ..client.driver import DEFERRED, Deferred, Driver
 from ..codec.constants import INTERFACE_VERSION_34, CommandId, CommandStatus
 from ..codec.pdus import (
     BindReceiver,
@@ -45,6 +44,7 @@ from ..codec.pdus import (
 )
 from ..codec.pdus import BroadcastSm as BroadcastSmPdu
 from ..codec.tlv import Tag, Tlv
+from ..driver.driver import DEFERRED, Deferred, Driver
 from ..errors import LocalProtocolError, SessionClosedError, WindowFull
 from ..session import Connection, Role, State
 from . import ledger as _ledger

@@ -13,8 +13,7 @@ import pytest
 import trio.testing
 import trustme
 
-from smpp_bridge.client.delivery import Delivery
-from smpp_bridge.client.esme import Client, SubmitResult, open_session
+from smpp_bridge.client import Client, Delivery, SubmitResult, open_session
 from smpp_bridge.codec import (
     CommandStatus,
     DeliverSm,

@@ -18,16 +18,16 @@ import coredis
 import pytest
 
 from smpp_bridge.errors import StoreClosedError
-from smpp_bridge.pool.correlation import (
-    Conversion,
+from smpp_bridge.pool import (
     CorrelationRecord,
     CorrelationStore,
     IdMode,
     MemoryCorrelationStore,
     MessageIdResolver,
-    RedisCorrelationStore,
-    SqliteCorrelationStore,
 )
+from smpp_bridge.pool.correlation import Conversion
+from smpp_bridge.storage.correlation_redis import RedisCorrelationStore
+from smpp_bridge.storage.correlation_sqlite import SqliteCorrelationStore
 from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio

@@ -19,9 +19,9 @@ import pytest
 from smpp_bridge.bridge.app import Bridge
 from smpp_bridge.bridge.config import BridgeConfig, config_from_dict
 from smpp_bridge.bridge.daemon import open_backends, run_daemon
-from smpp_bridge.bridge.queues import WorkQueue
 from smpp_bridge.simulator import Simulator, run_simulator
 from smpp_bridge.simulator import config_from_dict as sim_config_from_dict
+from smpp_bridge.storage.queues import WorkQueue
 from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio

@@ -25,9 +25,9 @@ import httpx
 import pytest
 
 from smpp_bridge.bridge.config import load_config
-from smpp_bridge.bridge.queues import open_queue
 from smpp_bridge.simulator import config_from_dict as sim_config_from_dict
 from smpp_bridge.simulator import run_simulator
+from smpp_bridge.storage.queues import open_queue
 from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio

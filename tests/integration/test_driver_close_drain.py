@@ -16,9 +16,7 @@ import anyio.abc
 import pytest
 import trio.testing
 
-from smpp_bridge.client.delivery import Delivery
-from smpp_bridge.client.driver import Driver
-from smpp_bridge.client.esme import open_session
+from smpp_bridge.client import Delivery, open_session
 from smpp_bridge.codec import (
     BindTransceiver,
     BindTransceiverResp,
@@ -28,6 +26,7 @@ from smpp_bridge.codec import (
     decode,
     encode,
 )
+from smpp_bridge.driver.driver import Driver
 from smpp_bridge.session import Connection, Role, SessionConfig
 from smpp_bridge.testing import memory_stream_pair
 

@@ -7,8 +7,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from smpp_bridge.client.delivery import Delivery
-from smpp_bridge.client.esme import open_session
+from smpp_bridge.client import Delivery, open_session
 from smpp_bridge.codec import (
     BindTransceiver,
     BindTransceiverResp,

@@ -16,8 +16,8 @@ import pytest
 
 from smpp_bridge.bridge.config import load_config
 from smpp_bridge.bridge.envelope import Invalid, Valid, parse_batch
-from smpp_bridge.bridge.queues import open_queue
 from smpp_bridge.simulator import run_simulator
+from smpp_bridge.storage.queues import open_queue
 from tests.integration.test_daemon_process import (
     ENV,
     cli,
@@ -180,8 +180,8 @@ def test_a_queue_failure_stops_with_what_was_published(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Not a line's fault: enqueue stops, and says how far it got (no silent partial run)."""
-    from smpp_bridge.bridge import queues
     from smpp_bridge.cli.main import main
+    from smpp_bridge.storage import queues
 
     real_open = queues.open_queue
 

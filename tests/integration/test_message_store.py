@@ -21,14 +21,14 @@ from smpp_bridge.bridge.store import (
     MemoryMessageStore,
     MessageRecord,
     MessageStore,
-    RedisMessageStore,
-    SqliteMessageStore,
-    StoreClosedError,
     decode_record,
     encode_record,
-    open_message_store,
     status_rank,
 )
+from smpp_bridge.errors import StoreClosedError
+from smpp_bridge.storage.messages_open import open_message_store
+from smpp_bridge.storage.messages_redis import RedisMessageStore
+from smpp_bridge.storage.messages_sqlite import SqliteMessageStore
 from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio

@@ -15,16 +15,17 @@ import anyio
 import pytest
 
 from smpp_bridge.errors import PoolClosed
-from smpp_bridge.pool.dlr import DlrEvent
-from smpp_bridge.pool.inbound import InboundMessage, OptOut
-from smpp_bridge.pool.pool import (
+from smpp_bridge.pool import (
     AccountConfig,
     BindPool,
+    DlrEvent,
+    InboundMessage,
     OutboundMessage,
     PoolConfig,
     SubmitOutcome,
     open_pool,
 )
+from smpp_bridge.pool.inbound import OptOut
 from smpp_bridge.simulator import Simulator, config_from_dict, run_simulator
 
 pytestmark = pytest.mark.anyio

@@ -13,16 +13,16 @@ import anyio
 import pytest
 
 from smpp_bridge.errors import PoolClosed
-from smpp_bridge.pool.dlr import DlrEvent
-from smpp_bridge.pool.pool import (
+from smpp_bridge.pool import (
     AccountConfig,
     BindPool,
-    BindSnapshot,
+    DlrEvent,
     OutboundMessage,
     PoolConfig,
     SubmitOutcome,
     open_pool,
 )
+from smpp_bridge.pool.pool import BindSnapshot
 from smpp_bridge.simulator import run_simulator
 
 from ..dropping_smsc import DroppingSmsc, dead_port, running

@@ -17,17 +17,18 @@ import pytest
 
 from smpp_bridge.codec.pdus import DeliverSm
 from smpp_bridge.codec.receipt import format_receipt
-from smpp_bridge.pool.correlation import (
+from smpp_bridge.pool import (
+    BindPool,
     CorrelationRecord,
     CorrelationStore,
     MemoryCorrelationStore,
     ParkedReceipt,
-    RedisCorrelationStore,
-    SqliteCorrelationStore,
+    open_pool,
 )
-from smpp_bridge.pool.pool import BindPool, open_pool
 from smpp_bridge.simulator import Simulator, run_simulator
 from smpp_bridge.simulator.smsc import Outbound
+from smpp_bridge.storage.correlation_redis import RedisCorrelationStore
+from smpp_bridge.storage.correlation_sqlite import SqliteCorrelationStore
 
 from .test_pool import Recorder, pool_config, sim_config
 

@@ -10,8 +10,7 @@ import anyio
 import pytest
 
 from smpp_bridge.errors import PoolClosed
-from smpp_bridge.pool.correlation import MemoryCorrelationStore
-from smpp_bridge.pool.pool import BindPool, OutboundMessage, open_pool
+from smpp_bridge.pool import BindPool, MemoryCorrelationStore, OutboundMessage, open_pool
 from smpp_bridge.simulator import run_simulator
 
 from .test_pool import Recorder, messages, pool_config, sim_config

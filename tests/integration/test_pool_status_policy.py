@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from smpp_bridge.codec.constants import CommandStatus as S
-from smpp_bridge.pool.pool import AccountConfig
+from smpp_bridge.pool import AccountConfig
 from smpp_bridge.simulator import run_simulator
 
 from .test_pool import Recorder, messages, pool_for, send_all, sim_config

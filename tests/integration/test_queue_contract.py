@@ -23,7 +23,8 @@ import anyio.lowlevel
 import coredis
 import pytest
 
-from smpp_bridge.bridge.queues import (
+from smpp_bridge.errors import QueueBackendError, QueueClosedError
+from smpp_bridge.storage.queues import (
     DeadLetter,
     Leased,
     RedisQueue,
@@ -31,7 +32,6 @@ from smpp_bridge.bridge.queues import (
     WorkQueue,
     open_queue,
 )
-from smpp_bridge.errors import QueueBackendError, QueueClosedError
 from tests.redis_util import REDIS_URL, delete_prefix, need_redis
 
 pytestmark = pytest.mark.anyio
@@ -614,7 +614,7 @@ async def test_sqlite_shared_by_another_process(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite"
     script = (
         "import anyio\n"
-        "from smpp_bridge.bridge.queues import open_queue\n"
+        "from smpp_bridge.storage.queues import open_queue\n"
         "async def main():\n"
         f"    async with await open_queue('sqlite', 'jobs', path={str(path)!r}) as q:\n"
         "        for i in range(5):\n"

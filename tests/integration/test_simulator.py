@@ -15,9 +15,7 @@ import msgspec
 import pytest
 import trustme
 
-from smpp_bridge.client.delivery import Delivery
-from smpp_bridge.client.driver import Driver
-from smpp_bridge.client.esme import Client, SubmitResult, open_session
+from smpp_bridge.client import Client, Delivery, SubmitResult, open_session
 from smpp_bridge.codec import (
     BindTransceiver,
     CommandStatus,
@@ -31,6 +29,7 @@ from smpp_bridge.codec import (
     SubmitSm,
     Tag,
 )
+from smpp_bridge.driver.driver import Driver
 from smpp_bridge.errors import BindError
 from smpp_bridge.session import Connection, Role, SessionConfig
 from smpp_bridge.simulator import (

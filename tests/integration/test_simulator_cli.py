@@ -20,7 +20,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from smpp_bridge.cli.main import build_parser
 from smpp_bridge.cli.simulator import build_config
-from smpp_bridge.client.esme import open_session
+from smpp_bridge.client import open_session
 from smpp_bridge.simulator import Account, run_simulator
 from tests.integration.test_simulator import Inbox, submit_pdu
 

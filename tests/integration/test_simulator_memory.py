@@ -10,7 +10,7 @@ import anyio
 import pytest
 import trio.testing
 
-from smpp_bridge.client.esme import Client, open_session
+from smpp_bridge.client import Client, open_session
 from smpp_bridge.codec import CommandStatus
 from smpp_bridge.errors import ResponseTimeoutError, SessionClosedError
 from smpp_bridge.simulator import (

@@ -8,7 +8,7 @@ import anyio
 import pytest
 import trio.testing
 
-from smpp_bridge.client.esme import SubmitResult
+from smpp_bridge.client import SubmitResult
 from tests.integration.test_client import pair, submit
 
 pytestmark = pytest.mark.anyio

@@ -28,8 +28,6 @@ import trustme
 from anyio.streams.tls import TLSListener
 
 from smpp_bridge.bridge.metrics import Metrics
-from smpp_bridge.bridge.queues import WorkQueue, open_queue
-from smpp_bridge.bridge.queues.base import Leased
 from smpp_bridge.bridge.webhook import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -41,6 +39,8 @@ from smpp_bridge.bridge.webhook import (
     verify_signature,
 )
 from smpp_bridge.errors import QueueClosedError
+from smpp_bridge.storage.queues import WorkQueue, open_queue
+from smpp_bridge.storage.queues.base import Leased
 from tests.bridge_fakes import MemoryWorkQueue
 from tests.redis_util import REDIS_URL, need_redis
 

@@ -11,7 +11,7 @@ import pytest
 
 from smpp_bridge.cli.main import build_parser
 from smpp_bridge.cli.simulator import build_config
-from smpp_bridge.client.esme import open_session
+from smpp_bridge.client import open_session
 from smpp_bridge.simulator import ServerConfig, Simulator
 from smpp_bridge.testing import memory_stream_pair
 from tests.integration.test_simulator import PW, Inbox, make_config, stream_all, submit_pdu

@@ -19,7 +19,6 @@ import trio.testing
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from smpp_bridge.client.driver import Driver
 from smpp_bridge.codec import (
     PDU_TYPES,
     BindTransceiver,
@@ -30,6 +29,7 @@ from smpp_bridge.codec import (
     SubmitSm,
     encode,
 )
+from smpp_bridge.driver.driver import Driver
 from smpp_bridge.session import Connection, Role, SessionConfig
 from smpp_bridge.simulator import Account, Simulator, SimulatorConfig
 from smpp_bridge.testing import memory_stream_pair

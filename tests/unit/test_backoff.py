@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smpp_bridge.pool.backoff import Backoff, BackoffState
+from smpp_bridge.pool import Backoff
+from smpp_bridge.pool.backoff import BackoffState
 
 # --- Backoff -----------------------------------------------------------------------------------
 

@@ -16,9 +16,8 @@ from smpp_bridge.bridge.config import config_from_dict
 from smpp_bridge.bridge.envelope import Event
 from smpp_bridge.bridge.store import MemoryMessageStore
 from smpp_bridge.codec.receipt import Receipt
-from smpp_bridge.pool.correlation import MemoryCorrelationStore
-from smpp_bridge.pool.dlr import DlrEvent, iso_utc
-from smpp_bridge.pool.pool import OutboundMessage, SubmitOutcome
+from smpp_bridge.pool import DlrEvent, MemoryCorrelationStore, OutboundMessage, SubmitOutcome
+from smpp_bridge.pool.dlr import iso_utc
 from tests.bridge_fakes import MemoryWorkQueue
 
 

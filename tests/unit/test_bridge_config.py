@@ -24,7 +24,7 @@ from smpp_bridge.bridge.config import (
 from smpp_bridge.cli import config as config_cli
 from smpp_bridge.cli import main as cli_main
 from smpp_bridge.errors import ConfigError as SharedConfigError
-from smpp_bridge.pool.pool import AccountConfig, PoolConfig
+from smpp_bridge.pool import AccountConfig, PoolConfig
 from smpp_bridge.simulator import ConfigError as SimulatorConfigError
 from smpp_bridge.simulator import load_config as load_simulator_config
 

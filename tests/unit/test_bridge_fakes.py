@@ -10,8 +10,8 @@ import anyio
 import pytest
 import trio.testing
 
-from smpp_bridge.bridge.queues import WorkQueue
 from smpp_bridge.errors import QueueClosedError
+from smpp_bridge.storage.queues import WorkQueue
 from tests.bridge_fakes import MemoryWorkQueue, QueueDown
 
 pytestmark = pytest.mark.anyio

@@ -10,20 +10,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smpp_bridge.errors import StoreClosedError
-from smpp_bridge.pool.correlation import (
-    DEFAULT_DECIDE_AFTER,
+from smpp_bridge.pool import (
     DEFAULT_TTL,
-    Conversion,
     CorrelationRecord,
     IdMode,
-    IdSightings,
     MemoryCorrelationStore,
     MessageIdResolver,
     canonical_id,
-    convert_id,
     decode_record,
     encode_record,
     possible_keys,
+)
+from smpp_bridge.pool.correlation import (
+    DEFAULT_DECIDE_AFTER,
+    Conversion,
+    IdSightings,
+    convert_id,
     unambiguous_key,
 )
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smpp_bridge.client.delivery import parse_delivery, receipt_of
+from smpp_bridge.client import parse_delivery, receipt_of
 from smpp_bridge.codec.gsm7 import encode_gsm7, pack_septets
 from smpp_bridge.codec.pdus import DataSm, DeliverSm
 from smpp_bridge.codec.receipt import format_receipt

@@ -14,17 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smpp_bridge.codec.receipt import Receipt
-from smpp_bridge.pool.correlation import (
-    DEFAULT_DECIDE_AFTER,
-    Conversion,
+from smpp_bridge.pool import (
     CorrelationRecord,
+    DlrEvent,
     IdMode,
     MemoryCorrelationStore,
     MessageIdResolver,
 )
+from smpp_bridge.pool.correlation import DEFAULT_DECIDE_AFTER, Conversion
 from smpp_bridge.pool.dlr import (
     DEFAULT_UNMATCHED_AFTER,
-    DlrEvent,
     MessageStatusTracker,
     ReceiptCorrelator,
     aggregate_status,

@@ -35,7 +35,7 @@ from smpp_bridge.bridge.envelope import (
     to_outbound,
     validate,
 )
-from smpp_bridge.client.esme import build_submits
+from smpp_bridge.codec.compose import build_submits
 from smpp_bridge.codec.pdus import SubmitSm, decode, encode
 from smpp_bridge.codec.text import REFERENCE_PROFILE, SPEC_PROFILE, EncodingProfile
 from smpp_bridge.codec.tlv import Tag, Tlv

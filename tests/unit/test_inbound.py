@@ -10,18 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smpp_bridge.client.delivery import Delivery, parse_delivery
+from smpp_bridge.client import Delivery, parse_delivery
 from smpp_bridge.codec.gsm7 import encode_gsm7
 from smpp_bridge.codec.pdus import DataSm, DeliverSm
 from smpp_bridge.codec.segment import Concat, build_udh, split_text
 from smpp_bridge.codec.text import REFERENCE_PROFILE, SPEC_PROFILE, EncodingProfile
 from smpp_bridge.codec.tlv import Tlv
-from smpp_bridge.pool.inbound import (
-    DEFAULT_OPT_OUT_KEYWORDS,
-    InboundAssembler,
-    InboundMessage,
-    OptOut,
-)
+from smpp_bridge.pool import InboundMessage
+from smpp_bridge.pool.inbound import DEFAULT_OPT_OUT_KEYWORDS, InboundAssembler, OptOut
 
 PHONE = "34600000001"
 SHORT_CODE = "ACME"

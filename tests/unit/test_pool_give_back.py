@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from smpp_bridge.codec.pdus import SubmitSm
-from smpp_bridge.pool.pool import AccountConfig, BindPool, OutboundMessage, PoolConfig, _Job
+from smpp_bridge.pool import AccountConfig, BindPool, OutboundMessage, PoolConfig
+from smpp_bridge.pool.pool import _Job
 from tests.integration.test_pool import Recorder
 
 

@@ -3,8 +3,10 @@
 Static check on the source (ast), so it sees imports inside functions and ``try`` blocks too. It
 follows imports inside the package (``from ..errors import X`` brings errors.py in, and importing
 a module runs its parent packages' ``__init__``), so a helper outside codec/ cannot smuggle
-``import time`` into the core. Dynamic imports (``importlib``) and calls such as
-``datetime.now()`` are out of its scope.
+``import time`` into the core. The one parent it does not follow is the top package: its
+``__init__`` is the public facade and imports the whole library by design (the layering test,
+``test_layers.py``, forbids every module inside the package from importing that facade).
+Dynamic imports (``importlib``) and calls such as ``datetime.now()`` are out of its scope.
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ def _module_file(root: Path, module: str) -> Path | None:
 
 
 def _with_parents(module: str) -> list[str]:
+    """``module`` and the packages above it, the top package (the facade) left out."""
     parts = module.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return [".".join(parts[:i]) for i in range(2, len(parts) + 1)]
 
 
 def check_package(root: Path, subpackages: Iterable[str]) -> tuple[list[str], set[str]]:

@@ -42,7 +42,7 @@ import anyio.to_thread
 import structlog
 
 from ...errors import QueueBackendError, QueueClosedError, QueueError
-from ...sqlite_calls import call_sqlite, immediate_transaction
+from ..sqlite_calls import call_sqlite, immediate_transaction
 from .base import (
     DeadLetter,
     Entry,
@@ -105,7 +105,7 @@ class SqliteQueue(QueueBase):
     transactions; ``FULL`` survives power cuts at some cost). ``busy_timeout`` is how long a
     call waits for another process's write lock before failing with ``QueueBackendError``.
     ``inline`` runs each call on the event loop's thread (the default: cheaper than a worker
-    thread hop; see ``smpp_bridge.sqlite_calls``); ``False`` uses a worker thread.
+    thread hop; see ``smpp_bridge.storage.sqlite_calls``); ``False`` uses a worker thread.
     """
 
     backend = "sqlite"

@@ -14,13 +14,13 @@ import argparse
 import json
 import struct
 import sys
-import timeit
 from collections.abc import Callable
 from typing import Any
 
 import smpplib.command
 import smpplib.gsm
 import smpplib.smpp
+from _bench import best_us_per_call, print_head
 
 from smpp_bridge.codec import DeliverSm, SubmitSm, SubmitSmResp, Tlv, decode, encode
 from smpp_bridge.codec.gsm7 import encode_gsm7
@@ -93,17 +93,6 @@ def baseline_decode_sm(data: bytes) -> tuple[Any, ...]:
 def baseline_decode_resp(data: bytes) -> tuple[int, int, int, str]:
     _, cid, status, seq = _HDR.unpack_from(data)
     return cid, status, seq, data[16 : data.index(0, 16)].decode("ascii")
-
-
-# ---------------------------------------------------------------- measurement
-
-
-def per_op(fn: Callable[[], object], seconds: float) -> float:
-    """Best-of-5 time per call in µs, each run sized to take about ``seconds``."""
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    number = max(1, int(number * seconds / 0.2))
-    return min(timer.repeat(5, number)) / number * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = []
     for name, ours, theirs, base in ops:
-        t_ours = per_op(ours, args.seconds)
-        t_smpplib = per_op(theirs, args.seconds)
-        t_base = per_op(base, args.seconds)
+        t_ours = best_us_per_call(ours, args.seconds)
+        t_smpplib = best_us_per_call(theirs, args.seconds)
+        t_base = best_us_per_call(base, args.seconds)
         rows.append(
             {
                 "op": name,
@@ -218,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'op':30} {'ours µs':>9} {'smpplib µs':>11} {'base µs':>8} {'×smpplib':>9} {'/base':>6}"
     )
-    print(header)
-    print("-" * len(header))
+    print_head(header)
     for r in rows:
         print(
             f"{r['op']:30} {r['ours_us']:9.3f} {r['smpplib_us']:11.3f} {r['baseline_us']:8.3f} "

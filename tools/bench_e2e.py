@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _bench import rss_kib
 from _procs import free_port, wait_port
 
 from smpp_bridge.storage.queues import open_queue
@@ -50,13 +51,11 @@ delay = 0.0
 
 
 def rss_mib(pid: int) -> float:
+    """The daemon's RSS in MiB; 0 once it is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        return rss_kib(pid) / 1024
     except OSError:
-        pass
-    return 0.0
+        return 0.0
 
 
 def histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> dict[str, float | None]:

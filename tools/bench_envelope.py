@@ -12,10 +12,9 @@ second on one core, and the ratio to the baseline.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import msgspec
+from _bench import best_us_per_item
 
 from smpp_bridge.bridge.envelope import (
     Limits,
@@ -46,17 +45,6 @@ def payload(kind: str, size: int = 100) -> bytes:
         for i in range(size)
     ]
     return msgspec.json.encode(items)
-
-
-def per_request(run: Callable[[], int], seconds: float) -> float:
-    """Best µs per request over repeated runs for about ``seconds``."""
-    best = float("inf")
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        count = run()
-        best = min(best, (time.perf_counter() - start) / count * 1e6)
-    return best
 
 
 def main() -> None:
@@ -100,7 +88,7 @@ def main() -> None:
                     to_outbound(item.request, "1-0:0")
         return 1000
 
-    base = per_request(baseline, args.seconds)
+    base = best_us_per_item(baseline, args.seconds)
     print(f"text: {args.text!r}, batches of 100")
     print(f"{'step':<36}{'µs/request':>12}{'requests/s':>14}{'× baseline':>12}")
     for name, run in (
@@ -110,7 +98,7 @@ def main() -> None:
         ("to_outbound", convert),
         ("parse_batch + validate + to_outbound", everything),
     ):
-        us = base if run is baseline else per_request(run, args.seconds)
+        us = base if run is baseline else best_us_per_item(run, args.seconds)
         print(f"{name:<36}{us:>12.2f}{1e6 / us:>14,.0f}{us / base:>12.1f}")
 
 

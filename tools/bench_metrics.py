@@ -13,18 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import timeit
-from collections.abc import Callable
+
+from _bench import best_ns_per_call
 
 from smpp_bridge.bridge.metrics import Metrics
-
-
-def per_op_ns(fn: Callable[[], object], seconds: float) -> float:
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    runs = max(3, int(seconds / max(1e-9, timer.timeit(number) / number) / number))
-    best = min(timer.repeat(repeat=runs, number=number))
-    return best / number * 1e9
 
 
 def build() -> Metrics:
@@ -96,8 +88,8 @@ def main() -> None:
         "histogram .observe()": observe,
         "histogram child .observe()": observe_child,
     }
-    results = {name: per_op_ns(fn, args.seconds) for name, fn in ops.items()}
-    render_us = per_op_ns(metrics.render, args.seconds) / 1000
+    results = {name: best_ns_per_call(fn, args.seconds) for name, fn in ops.items()}
+    render_us = best_ns_per_call(metrics.render, args.seconds) / 1000
     size = len(metrics.render())
     base = results["baseline dict[key] += 1"]
     if args.json:

@@ -32,19 +32,32 @@ import contextlib
 import itertools
 import json
 import os
-import queue
 import socket
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _bench import (
+    REPO,
+    Lines,
+    Server,
+    Summary,
+    load_average,
+    machine,
+    others_pct,
+    print_head,
+    process_cpu,
+    rss_kib,
+    simulator_argv,
+    system_busy,
+)
 
 HOST = "127.0.0.1"
 WINDOW = 100
@@ -58,7 +71,6 @@ SLOW_DIVISOR = 10  # pairs with a slow peer send count // SLOW_DIVISOR
 RUN_TIMEOUT = 600.0
 
 TOOLS = Path(__file__).resolve().parent
-REPO = TOOLS.parent
 
 # The simulator's own deliver_sm window matches the client's (the default is 10), so receipts
 # are not throttled by it; nothing else differs from the CLI defaults.
@@ -76,40 +88,6 @@ HEADER = struct.Struct(">IIII")
 
 
 # ==================================================================== measurements
-
-
-def rss_kb(pid: int | str = "self") -> int:
-    """Resident set size of a process, in KiB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, every thread) a process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        # The command name may contain spaces: the fields that follow it are after the ')'.
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def system_busy() -> float:
-    """CPU seconds the whole machine has been busy (every core, not idle nor iowait)."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    # guest time is already counted in user time.
-    return (sum(values[:8]) - idle) / _TICK
-
-
-def load_average() -> list[float]:
-    with open("/proc/loadavg") as f:
-        return [float(v) for v in f.read().split()[:3]]
 
 
 class Gaps:
@@ -161,7 +139,7 @@ class Outcome:
         self.cpu = time.process_time() - c0
         self.gaps = gaps.count
         self.longest_gap = gaps.longest
-        self.rss_end = rss_kb()
+        self.rss_end = rss_kib()
         print(json.dumps({"result": self.__dict__}), flush=True)
 
 
@@ -200,7 +178,7 @@ def client_ours(port: int, count: int, receipts: bool) -> Outcome:
             window=WINDOW,
             on_delivery=on_delivery if receipts else None,
         ) as client:
-            out.rss_start = rss_kb()
+            out.rss_start = rss_kib()
             await anyio.to_thread.run_sync(_ready_and_wait)
             warm_at = max(1, count // 10)
             done = 0
@@ -212,7 +190,7 @@ def client_ours(port: int, count: int, receipts: bool) -> Outcome:
                 done += len(batch)
                 out.ok += sum(1 for r in batch if r.ok)
                 if not out.rss_warm and done >= warm_at:
-                    out.rss_warm = rss_kb()
+                    out.rss_warm = rss_kib()
             if receipts:
                 with anyio.fail_after(RUN_TIMEOUT):
                     await all_receipts.wait()
@@ -242,7 +220,7 @@ def client_smpplib(port: int, count: int, receipts: bool) -> Outcome:
     client.set_message_received_handler(on_received)
     client.connect()
     client.bind_transceiver(system_id=SYSTEM_ID, password=PASSWORD)
-    out.rss_start = rss_kb()
+    out.rss_start = rss_kib()
     _ready_and_wait()
     warm_at = max(1, count // 10)
     t0 = time.perf_counter()
@@ -262,7 +240,7 @@ def client_smpplib(port: int, count: int, receipts: bool) -> Outcome:
             client.read_once()  # answers a receipt read meanwhile with deliver_sm_resp
         gaps.mark(time.perf_counter())
         if i + 1 == warm_at:
-            out.rss_warm = rss_kb()
+            out.rss_warm = rss_kib()
     while receipts and out.receipts < count:
         client.read_once()
     out.finish(t0, c0, gaps)
@@ -281,7 +259,7 @@ def client_smpp34(port: int, count: int, receipts: bool) -> Outcome:
     async def main() -> None:
         client = smpp34.Client(HOST, port, SYSTEM_ID, PASSWORD, bind_type="TRX", window_size=WINDOW)
         smsc = await client.connect()
-        out.rss_start = rss_kb()
+        out.rss_start = rss_kib()
         await asyncio.to_thread(_ready_and_wait)
         warm_at = max(1, count // 10)
         done = 0
@@ -305,7 +283,7 @@ def client_smpp34(port: int, count: int, receipts: bool) -> Outcome:
                 out.ok += resp.is_success
                 done += 1
                 if done == warm_at:
-                    out.rss_warm = rss_kb()
+                    out.rss_warm = rss_kib()
 
         async def receiver() -> None:
             while out.receipts < count:
@@ -380,7 +358,7 @@ def client_raw(port: int, count: int, receipts: bool) -> Outcome:
     cid, status, _, _ = _recv_pdu(sock)
     if status != 0:
         raise ConnectionError(f"bind refused: 0x{status:08X}")
-    out.rss_start = rss_kb()
+    out.rss_start = rss_kib()
     _ready_and_wait()
     warm_at = max(1, count // 10)
     resp_prefix = HEADER.pack
@@ -422,7 +400,7 @@ def client_raw(port: int, count: int, receipts: bool) -> Outcome:
             pos += length
         pending = data[pos:]
         if responses < warm_at <= responses + got:
-            out.rss_warm = rss_kb()
+            out.rss_warm = rss_kib()
         responses += got
         more = min(got, count - sent)
         if more > 0:
@@ -457,91 +435,8 @@ def run_client_role(name: str, port: int, count: int, receipts: bool) -> int:
 # ==================================================================== server processes
 
 
-class Lines:
-    """Reads a pipe's lines in a thread, so the parent can wait with a timeout."""
-
-    def __init__(self, pipe: Any) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.thread = threading.Thread(target=self._pump, args=(pipe,), daemon=True)
-        self.thread.start()
-
-    def _pump(self, pipe: Any) -> None:
-        for line in pipe:
-            self.queue.put(line)
-        self.queue.put(None)
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError("the process did not answer in time") from None
-            if line is None:
-                raise EOFError("the process ended")
-            if predicate(line):
-                return line
-
-
-@dataclass
-class Server:
-    name: str
-    label: str
-    argv: list[str]
-    port_from: str  # "stderr" (the simulator's log) or "stdout"
-    proc: subprocess.Popen[str] | None = None
-    port: int = 0
-    lines: Lines | None = None
-    rss: list[int] = field(default_factory=list)
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.argv,
-            cwd=REPO,
-            # The simulator logs its "listening ... port=N" line at info level.
-            env={**os.environ, "SMPP_BRIDGE_LOG_LEVEL": "info"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        out = Lines(self.proc.stdout)
-        err = Lines(self.proc.stderr)
-        self.lines = err if self.port_from == "stderr" else out
-        line = self.lines.wait_for(lambda s: "listening" in s and "port=" in s, 30.0)
-        self.port = int(line.split("port=", 1)[1].split()[0])
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def make_servers(config_path: str) -> dict[str, Server]:
-    sim = [
-        sys.executable,
-        "-m",
-        "smpp_bridge.cli.main",
-        "simulator",
-        "--host",
-        HOST,
-        "--port",
-        "0",
-        "--accept-any",
-        "--stats-interval",
-        "86400",
-        "--config",
-        config_path,
-    ]
+    sim = simulator_argv(HOST, config_path)
     return {
         "sim": Server("sim", "simulator", sim, "stderr"),
         "sim-1pdu": Server(
@@ -630,7 +525,7 @@ def run_pair(pair: Pair, server: Server, count: int) -> Run:
         wall = time.perf_counter() - wall0
         busy = system_busy() - busy0
         server_cpu = process_cpu(server.pid) - server_cpu0
-        server_rss = rss_kb(server.pid)
+        server_rss = rss_kib(server.pid)
         proc.stdin.close()
         if proc.wait(60) != 0:
             print(f"warning: {pair.key}: the client failed after its run", file=sys.stderr)
@@ -644,7 +539,6 @@ def run_pair(pair: Pair, server: Server, count: int) -> Run:
             f"warning: {pair.key}: {res['ok']} ok, {res['receipts']} receipts of {count}",
             file=sys.stderr,
         )
-    others = max(0.0, busy - res["cpu"] - server_cpu)
     return Run(
         pair=pair,
         count=count,
@@ -657,34 +551,18 @@ def run_pair(pair: Pair, server: Server, count: int) -> Run:
         rss_warm=res["rss_warm"],
         rss_end=res["rss_end"],
         server_rss=server_rss,
-        others_pct=100.0 * others / (wall * (os.cpu_count() or 1)),
+        others_pct=others_pct(wall, busy, res["cpu"], server_cpu),
         ok=res["ok"],
         receipts=res["receipts"],
     )
 
 
 @dataclass
-class Row:
+class Row(Summary[Run]):
     """A pair's repeated runs, summarised."""
 
     pair: Pair
     runs: list[Run]
-
-    @property
-    def best(self) -> float:
-        return max(r.rate for r in self.runs)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(r.rate for r in self.runs)
-
-    @property
-    def client_us(self) -> float:
-        return min(r.client_us for r in self.runs)
-
-    @property
-    def server_us(self) -> float:
-        return min(r.server_us for r in self.runs)
 
     @property
     def gaps(self) -> int:
@@ -693,10 +571,6 @@ class Row:
     @property
     def longest_gap_ms(self) -> float:
         return 1000 * max(r.longest_gap for r in self.runs)
-
-    @property
-    def others_pct(self) -> float:
-        return statistics.median(r.others_pct for r in self.runs)
 
     @property
     def rss_growth_kb(self) -> int:
@@ -806,8 +680,7 @@ def ratios_and_targets(rows: dict[str, Row]) -> tuple[dict[str, float], list[Tar
 def print_report(rows: dict[str, Row], load: dict[str, Any], servers: dict[str, Server]) -> None:
     ratios, targets = ratios_and_targets(rows)
     print(
-        f"\nmachine: {os.cpu_count()} cores; load average before {load['before']}, "
-        f"after {load['after']}; other processes' CPU during runs: median "
+        f"\n{machine(load)}; other processes' CPU during runs: median "
         f"{load['others_cpu_pct_median']:.1f}%, max {load['others_cpu_pct_max']:.1f}%"
     )
     print(
@@ -819,8 +692,7 @@ def print_report(rows: dict[str, Row], load: dict[str, Any], servers: dict[str, 
         f"{'client/server':<20} {'count':>8} {'best/s':>9} {'median/s':>9} {'cli µs':>7} "
         f"{'srv µs':>7} {'gaps':>5} {'max ms':>7} {'RSS KiB start→10%→end':>24} {'others':>7}"
     )
-    print(head)
-    print("-" * len(head))
+    print_head(head)
     for row in rows.values():
         last = row.runs[-1]
         rss = f"{last.rss_start}→{last.rss_warm}→{last.rss_end}"

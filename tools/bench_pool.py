@@ -31,120 +31,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from _bench import (
+    REPO,
+    Server,
+    Summary,
+    load_average,
+    machine,
+    others_pct,
+    print_head,
+    process_cpu,
+    simulator_argv,
+    system_busy,
+)
+
 HOST = "127.0.0.1"
-TOOLS = Path(__file__).resolve().parent
-REPO = TOOLS.parent
 RUN_TIMEOUT = 900.0
 # The simulator's own deliver_sm window matches the client's, so receipts are not held back
 # by it; nothing else differs from the defaults (receipts at once, all DELIVRD).
 SIM_CONFIG = "[server]\nwindow = {window}\n"
 CONFIGS = ("session", "pool", "session+dlr", "pool+dlr")
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def system_busy() -> float:
-    """CPU seconds the whole machine has been busy (every core)."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    return (sum(values[:8]) - values[3] - values[4]) / _TICK
-
-
-def load_average() -> list[float]:
-    with open("/proc/loadavg") as f:
-        return [float(v) for v in f.read().split()[:3]]
-
-
-class Lines:
-    """A pipe's lines, read in a thread so the parent can wait with a timeout."""
-
-    def __init__(self, pipe: Any) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
-
-    def _pump(self, pipe: Any) -> None:
-        for line in pipe:
-            self.queue.put(line)
-        self.queue.put(None)
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError("the process did not answer in time") from None
-            if line is None:
-                raise EOFError("the process ended")
-            if predicate(line):
-                return line
-
-
-class SimulatorProcess:
-    def __init__(self, config_path: str) -> None:
-        self.argv = [
-            sys.executable,
-            "-m",
-            "smpp_bridge.cli.main",
-            "simulator",
-            "--host",
-            HOST,
-            "--port",
-            "0",
-            "--accept-any",
-            "--stats-interval",
-            "86400",
-            "--config",
-            config_path,
-        ]
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.argv,
-            cwd=REPO,
-            env={**os.environ, "SMPP_BRIDGE_LOG_LEVEL": "info"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        line = Lines(self.proc.stderr).wait_for(lambda s: "port=" in s, 30.0)
-        self.port = int(line.split("port=", 1)[1].split()[0])
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass
@@ -164,7 +77,7 @@ class Run:
         return self.rss.get("end", 0) - self.rss.get("warm", self.rss.get("start", 0))
 
 
-def run_bench(config: str, sim: SimulatorProcess, args: argparse.Namespace) -> Run:
+def run_bench(config: str, sim: Server, args: argparse.Namespace) -> Run:
     path, _, dlr = config.partition("+")
     argv = [
         sys.executable,
@@ -212,39 +125,22 @@ def run_bench(config: str, sim: SimulatorProcess, args: argparse.Namespace) -> R
             f"warning: {config}: {acked} accepted, {result['dlrs']} receipts of {args.count}",
             file=sys.stderr,
         )
-    others = max(0.0, busy - result["cpu_s"] - sim_cpu)
     return Run(
         config=config,
         count=args.count,
         rate=result["msgs_per_s"] or 0.0,
         client_us=result["cpu_s"] / args.count * 1e6,
         server_us=sim_cpu / args.count * 1e6,
-        others_pct=100.0 * others / (wall * (os.cpu_count() or 1)),
+        others_pct=others_pct(wall, busy, result["cpu_s"], sim_cpu),
         rss=result.get("rss_kib", {}),
         result=result,
     )
 
 
 @dataclass
-class Row:
+class Row(Summary[Run]):
     config: str
     runs: list[Run] = field(default_factory=list)
-
-    @property
-    def best(self) -> float:
-        return max(r.rate for r in self.runs)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(r.rate for r in self.runs)
-
-    @property
-    def client_us(self) -> float:
-        return min(r.client_us for r in self.runs)
-
-    @property
-    def server_us(self) -> float:
-        return min(r.server_us for r in self.runs)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -279,8 +175,7 @@ def ratios(rows: dict[str, Row]) -> dict[str, dict[str, float]]:
 
 def print_report(rows: dict[str, Row], load: dict[str, Any]) -> None:
     print(
-        f"\nmachine: {os.cpu_count()} cores; load average before {load['before']}, after "
-        f"{load['after']}; {load['repeat']} interleaved run(s) per configuration; pool path: "
+        f"\n{machine(load)}; {load['repeat']} interleaved run(s) per configuration; pool path: "
         + ("BindPool.send per message" if load["batch"] == 1 else f"send_many({load['batch']})")
         + "\n"
     )
@@ -288,15 +183,13 @@ def print_report(rows: dict[str, Row], load: dict[str, Any]) -> None:
         f"{'config':<12} {'count':>8} {'best/s':>9} {'median/s':>9} {'cli µs':>7} "
         f"{'sim µs':>7} {'RSS KiB start→10%→end':>24} {'others':>7}"
     )
-    print(head)
-    print("-" * len(head))
+    print_head(head)
     for row in rows.values():
         last = row.runs[-1]
         rss = f"{last.rss.get('start', 0)}→{last.rss.get('warm', 0)}→{last.rss.get('end', 0)}"
-        others = statistics.median(r.others_pct for r in row.runs)
         print(
             f"{row.config:<12} {last.count:>8} {row.best:>9,.0f} {row.median:>9,.0f} "
-            f"{row.client_us:>7.2f} {row.server_us:>7.2f} {rss:>24} {others:>6.1f}%"
+            f"{row.client_us:>7.2f} {row.server_us:>7.2f} {rss:>24} {row.others_pct:>6.1f}%"
         )
     found = ratios(rows)
     print("\npool / session:" if found else "\npool / session: (needs both paths)")
@@ -342,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(SIM_CONFIG.format(window=args.window))
         config_path = f.name
-    sim = SimulatorProcess(config_path)
+    sim = Server("sim", "simulator", simulator_argv(HOST, config_path), "stderr")
     rows = {c: Row(c) for c in configs}
     load_before = load_average()
     try:

@@ -43,6 +43,15 @@ async def _open(backend: str, directory: Path, url: str, name: str) -> WorkQueue
     )
 
 
+async def consume_all(queue: WorkQueue, total: int, batch: int) -> None:
+    """Consume and acknowledge, ``batch`` at a time, until ``total`` payloads are done."""
+    got = 0
+    while got < total:
+        leased = await queue.consume(batch, wait=1.0)
+        await queue.ack([entry.id for entry in leased])
+        got += len(leased)
+
+
 async def sequential(
     backend: str, directory: Path, url: str, args: argparse.Namespace
 ) -> dict[str, float]:
@@ -55,11 +64,7 @@ async def sequential(
             for _ in range(rounds):
                 await queue.publish(batch)
             published = time.perf_counter()
-            got = 0
-            while got < rounds * args.batch:
-                leased = await queue.consume(args.batch, wait=1.0)
-                await queue.ack([entry.id for entry in leased])
-                got += len(leased)
+            await consume_all(queue, rounds * args.batch, args.batch)
             done = time.perf_counter()
         finally:
             await _drop_redis(queue)
@@ -100,11 +105,7 @@ async def mixed(
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(produce)
-                got = 0
-                while got < rounds * args.batch:
-                    leased = await consumer.consume(args.batch, wait=1.0)
-                    await consumer.ack([entry.id for entry in leased])
-                    got += len(leased)
+                await consume_all(consumer, rounds * args.batch, args.batch)
             done = time.perf_counter()
         finally:
             await _drop_redis(producer)

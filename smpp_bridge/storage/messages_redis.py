@@ -475,7 +475,3 @@ class RedisMessageStore(_StoreBase):
         if total:
             log.info("purged messages", count=total, older_than=older_than)
         return total
-
-
-# ---------------------------------------------------------------------------------------------
-# Factory

@@ -24,7 +24,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import Final, Protocol, Self, TypedDict
 
 import msgspec
 
@@ -247,8 +247,30 @@ def over_delivered(deliveries: int) -> str:
     return f"delivered {deliveries} times without ack"
 
 
+class QueueOptions(TypedDict, total=False):
+    """The settings every backend takes, besides the queue's name: ``open_queue`` and the
+    backends' constructors pass them on to ``QueueBase``, which holds their defaults and
+    checks them."""
+
+    prefix: str
+    consumer: str | None
+    visibility_timeout: float
+    max_deliveries: int
+    retain: int
+    keep_acked: bool
+
+
 class QueueBase:
-    """What every backend has: its settings, the closed state, the context manager."""
+    """What every backend has: its settings, the closed state, the context manager.
+
+    The settings (``QueueOptions``, checked here for every backend: ``ValueError`` or
+    ``TypeError`` for a bad one): ``prefix`` namespaces tables and keys
+    (``{prefix}:q:{name}``); ``consumer`` names this reader (default ``hostname-pid``; must
+    be unique among running consumers); ``visibility_timeout`` is a lease's length in
+    seconds, ``max_deliveries`` how many deliveries an entry gets before it is dead-lettered;
+    ``keep_acked`` makes the queue a log as well, keeping the newest ``retain`` entries.
+    After ``aclose`` every call raises ``QueueClosedError``.
+    """
 
     backend: str = ""
 
@@ -256,12 +278,12 @@ class QueueBase:
         self,
         name: str,
         *,
-        prefix: str,
-        consumer: str | None,
-        visibility_timeout: float,
-        max_deliveries: int,
-        retain: int,
-        keep_acked: bool,
+        prefix: str = "smpp-bridge",
+        consumer: str | None = None,
+        visibility_timeout: float = 60.0,
+        max_deliveries: int = 5,
+        retain: int = 1_000_000,
+        keep_acked: bool = False,
     ) -> None:
         check_settings(visibility_timeout, max_deliveries, retain)
         self.name = check_name(name)
@@ -308,5 +330,6 @@ __all__ = [
     "QueueBase",
     "QueueClosedError",
     "QueueError",
+    "QueueOptions",
     "WorkQueue",
 ]

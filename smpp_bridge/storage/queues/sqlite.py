@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, TypeVar, Unpack
 
 import anyio
 import anyio.to_thread
@@ -56,6 +56,7 @@ from .base import (
     Entry,
     Leased,
     QueueBase,
+    QueueOptions,
     check_count,
     check_dead_items,
     check_ids,
@@ -113,26 +114,13 @@ class SqliteQueue(QueueBase):
         path: str | Path,
         name: str,
         *,
-        prefix: str = "smpp-bridge",
-        consumer: str | None = None,
-        visibility_timeout: float = 60.0,
-        max_deliveries: int = 5,
-        retain: int = 1_000_000,
-        keep_acked: bool = False,
         synchronous: str = "NORMAL",
         busy_timeout: float = 5.0,
         poll_interval: float = 0.025,
         inline: bool = True,
+        **options: Unpack[QueueOptions],
     ) -> None:
-        super().__init__(
-            name,
-            prefix=prefix,
-            consumer=consumer,
-            visibility_timeout=visibility_timeout,
-            max_deliveries=max_deliveries,
-            retain=retain,
-            keep_acked=keep_acked,
-        )
+        super().__init__(name, **options)
         if not str(path):
             raise ValueError("SQLite queue path must not be empty")
         self._synchronous = check_synchronous(synchronous)

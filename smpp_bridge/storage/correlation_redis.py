@@ -21,6 +21,7 @@ from ..pool import (
     encode_record,
 )
 from ..pool.correlation import _StoreBase
+from .redis_client import redis_client
 
 if TYPE_CHECKING:
     import coredis
@@ -70,14 +71,7 @@ class RedisCorrelationStore(_StoreBase):
         stream_timeout: float = 30.0,
     ) -> AsyncIterator[RedisCorrelationStore]:
         """A store over a new client for ``url``, open for the duration of the block."""
-        import coredis  # deferred: a fifth of a second to import, and only Redis users pay
-
-        client = coredis.Redis.from_url(
-            url,
-            decode_responses=False,
-            connect_timeout=connect_timeout,
-            stream_timeout=stream_timeout,
-        )
+        client = redis_client(url, connect_timeout=connect_timeout, stream_timeout=stream_timeout)
         async with client:
             store = cls(client, prefix=prefix, ttl=ttl, resolver=resolver)
             try:

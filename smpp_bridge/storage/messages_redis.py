@@ -14,7 +14,6 @@ import msgspec
 
 from ..bridge.envelope import Event, decode_event, encode_events
 from ..bridge.store import (
-    _RANKS,
     DEFAULT_DEDUP_WINDOW,
     DEFAULT_RETENTION,
     MessageRecord,
@@ -27,12 +26,16 @@ from ..bridge.store import (
     log,
     message_id_keys,
 )
+from ..codec.status import Status
 from ..pool import canonical_id
+from .redis_client import redis_client
 
 if TYPE_CHECKING:
     import coredis
 
-_LUA_RANKS: Final = "{" + ", ".join(f'["{s}"] = {r}' for s, r in sorted(_RANKS.items())) + "}"
+# The scripts' status table, generated from the one vocabulary: ``rank`` in Lua is
+# ``Status.rank`` (0 for a string that is no status, as ``status_rank``).
+_LUA_RANKS: Final = "{" + ", ".join(f'["{s.value}"] = {s.rank}' for s in sorted(Status)) + "}"
 
 # ARGV: prefix, now, window, ttl, then per record: namespaced key, request id, created_at,
 # n, and n hash field/value arguments. Returns {position, HGETALL} of records that existed.
@@ -302,12 +305,8 @@ class RedisMessageStore(_StoreBase):
     async def __aenter__(self) -> Self:
         self._check_open()
         if self._url is not None and self._client is None:
-            import coredis  # deferred: a fifth of a second to import, and only Redis users pay
-
             stack = AsyncExitStack()
-            client: coredis.Redis[bytes] = coredis.Redis.from_url(
-                self._url, decode_responses=False, connect_timeout=5.0, stream_timeout=30.0
-            )
+            client = redis_client(self._url)
             await stack.enter_async_context(client)
             self._stack = stack
             self._client = client

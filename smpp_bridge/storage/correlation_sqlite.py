@@ -11,7 +11,6 @@ from pathlib import Path
 
 import anyio
 
-from ..errors import StoreClosedError
 from ..pool import (
     DEFAULT_TTL,
     CorrelationRecord,
@@ -23,7 +22,7 @@ from ..pool import (
     encode_parked,
     encode_record,
 )
-from ..pool.correlation import _StoreBase
+from .correlation_base import DurableCorrelationStore
 from .sqlite_calls import (
     call_sqlite,
     check_identifier,
@@ -36,7 +35,7 @@ from .sqlite_calls import (
 )
 
 
-class SqliteCorrelationStore(_StoreBase):
+class SqliteCorrelationStore(DurableCorrelationStore):
     """Correlations in an SQLite file (WAL): the embedded default, durable across restarts.
 
     One connection, one call at a time (``smpp_bridge.storage.sqlite_calls``: in a worker thread, or
@@ -76,9 +75,8 @@ class SqliteCorrelationStore(_StoreBase):
     # -- blocking parts, each run in a worker thread under self._lock
 
     def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            # A call that queued on the lock before ``aclose`` must not reopen the file.
-            raise StoreClosedError(f"{type(self).__name__} is closed")
+        # A call that queued on the lock before ``aclose`` must not reopen the file.
+        self._check_open()
         if self._conn is None:
             self._conn = connect(self.path, self._synchronous, self._create_tables)
         return self._conn
@@ -190,36 +188,20 @@ class SqliteCorrelationStore(_StoreBase):
             rows = list(decisions.items())
             await call_sqlite(self._lock, self.inline, self._write_decisions_sync, rows)
 
-    async def put_many(
-        self, records: Sequence[CorrelationRecord], ttl: float | None = None
-    ) -> None:
-        self._check_open()
-        if not records:
-            return
-        self.resolver.observe_records(records)
-        await self._sync_decisions()
+    async def _put_records(self, records: Sequence[CorrelationRecord], ttl: float) -> None:
         now = self._clock()
-        expires = now + (self.ttl if ttl is None else ttl)
+        expires = now + ttl
         rows = [(r.account, r.key, encode_record(r), expires) for r in records]
         purge = now - self._last_purge >= self.purge_interval
         if purge:
             self._last_purge = now
         await call_sqlite(self._lock, self.inline, self._put_sync, rows, now, purge)
 
-    async def get_many(
-        self, account: str, message_ids: Sequence[str]
-    ) -> dict[str, CorrelationRecord]:
-        self._check_open()
-        self.resolver.observe_receipt_ids(account, message_ids)
-        await self._sync_decisions(account)
-        keys = self.resolver.lookup_keys(account, message_ids)
-        if not keys:
-            return {}
+    async def _get_records(self, account: str, keys: list[str]) -> dict[str, CorrelationRecord]:
         raw = await call_sqlite(
             self._lock, self.inline, self._get_sync, account, keys, self._clock()
         )
-        found = {key: decode_record(data) for key, data in raw.items()}
-        return self.resolver.resolve_many(account, message_ids, found)
+        return {key: decode_record(data) for key, data in raw.items()}
 
     async def delete_many(self, account: str, message_ids: Sequence[str]) -> None:
         self._check_open()

@@ -26,7 +26,6 @@ from ..bridge.store import (
     merge_event,
     message_id_keys,
 )
-from ..errors import StoreClosedError
 from ..pool import canonical_id
 from .sqlite_calls import (
     call_sqlite,
@@ -70,8 +69,8 @@ class SqliteMessageStore(_StoreBase):
     # -- blocking parts, each run by ``call_sqlite`` under self._lock
 
     def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreClosedError(f"{type(self).__name__} is closed")
+        # A call that queued on the lock before ``aclose`` must not reopen the file.
+        self._check_open()
         if self._conn is None:
             self._conn = connect(self.path, self._synchronous, self._create_tables)
         return self._conn

@@ -29,6 +29,7 @@ from typing import Final, Protocol, Self, TypedDict
 import msgspec
 
 from ...errors import QueueBackendError, QueueClosedError, QueueError
+from ..closable import ClosableStore
 
 # Bounds on one call: large enough for any batch the daemon uses, small enough that a
 # mistaken argument cannot ask a backend for millions of entries at once.
@@ -180,14 +181,15 @@ def check_consumer(consumer: str | None) -> str:
 def check_settings(visibility_timeout: float, max_deliveries: int, retain: int) -> None:
     if not visibility_timeout > 0:
         raise ValueError(f"visibility_timeout must be > 0 seconds; got {visibility_timeout!r}")
-    if isinstance(max_deliveries, bool) or not isinstance(max_deliveries, int):
-        raise TypeError(f"max_deliveries must be an int; got {type(max_deliveries).__name__}")
-    if max_deliveries < 1:
-        raise ValueError(f"max_deliveries must be at least 1; got {max_deliveries}")
-    if isinstance(retain, bool) or not isinstance(retain, int):
-        raise TypeError(f"retain must be an int; got {type(retain).__name__}")
-    if retain < 1:
-        raise ValueError(f"retain must be at least 1; got {retain}")
+    _check_positive_int("max_deliveries", max_deliveries)
+    _check_positive_int("retain", retain)
+
+
+def _check_positive_int(what: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int; got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{what} must be at least 1; got {value}")
 
 
 def check_count(what: str, value: int) -> int:
@@ -260,8 +262,9 @@ class QueueOptions(TypedDict, total=False):
     keep_acked: bool
 
 
-class QueueBase:
-    """What every backend has: its settings, the closed state, the context manager.
+class QueueBase(ClosableStore):
+    """What every backend has: its settings, the closed state, the context manager (closing
+    as every store closes, with ``QueueClosedError`` and ``open()`` on entry).
 
     The settings (``QueueOptions``, checked here for every backend: ``ValueError`` or
     ``TypeError`` for a bad one): ``prefix`` namespaces tables and keys
@@ -293,7 +296,6 @@ class QueueBase:
         self.max_deliveries = max_deliveries
         self.retain = retain
         self.keep_acked = bool(keep_acked)
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} consumer={self.consumer!r}>"
@@ -305,20 +307,9 @@ class QueueBase:
     async def open(self) -> None:
         """Prepare the backend (idempotent)."""
 
-    async def aclose(self) -> None:
-        self._closed = True
-
     async def __aenter__(self) -> Self:
         await self.open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 __all__ = [

@@ -44,6 +44,9 @@ class RedisCorrelationStore(DurableCorrelationStore):
     The client is a ``coredis.Redis`` (anyio-native, so it runs on trio and asyncio alike)
     that the caller has entered; ``RedisCorrelationStore.connect(url)`` makes and enters one
     for the duration of a block.
+
+    Every call raises ``StoreClosedError`` after ``aclose``, and lets the client's errors
+    (``coredis.exceptions.RedisError``, ``TimeoutError``, ``OSError``) through.
     """
 
     def __init__(

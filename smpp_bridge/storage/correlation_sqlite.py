@@ -46,6 +46,10 @@ class SqliteCorrelationStore(DurableCorrelationStore):
     on read and deleted by ``purge()``, which ``put_many`` runs every ``purge_interval``
     seconds. ``clock`` is wall time: expiry instants are stored in the file and must survive a
     restart.
+
+    Raises ``ValueError`` for a bad table name or ``synchronous`` setting; every call raises
+    ``StoreClosedError`` after ``aclose``, and lets SQLite's own errors (``sqlite3.Error``:
+    a locked or full file) through.
     """
 
     def __init__(

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 # The scripts' status table, generated from the one vocabulary: ``rank`` in Lua is
 # ``Status.rank`` (0 for a string that is no status, as ``status_rank``).
 _LUA_RANKS: Final = "{" + ", ".join(f'["{s.value}"] = {s.rank}' for s in sorted(Status)) + "}"
+_LUA_RANK_FUNCTION: Final = f"""
+local RANK = {_LUA_RANKS}
+local function rank(s) return RANK[s] or 0 end"""
 
 # ARGV: prefix, now, window, ttl, then per record: namespaced key, request id, created_at,
 # n, and n hash field/value arguments. Returns {position, HGETALL} of records that existed.
@@ -79,9 +82,9 @@ return out
 # reason, account, possible duplicate ("1"/"0"), part-level ("1"/"0"), the event's JSON, and
 # the ids' canonical keys (JSON array, parallel to ids, or ""): each id new to the message is
 # indexed in ``{prefix}:i:{key}``, a hash of account → request id, expiring with the message.
-_APPLY_LUA: Final = f"""
-local RANK = {_LUA_RANKS}
-local function rank(s) return RANK[s] or 0 end
+_APPLY_LUA: Final = (
+    _LUA_RANK_FUNCTION
+    + """
 local prefix, now = ARGV[1], ARGV[2]
 local applied = 0
 for i = 3, #ARGV, 11 do
@@ -107,9 +110,9 @@ for i = 3, #ARGV, 11 do
     end
     if ARGV[i + 3] ~= '' then
       local old = redis.call('HGET', mk, 'ids')
-      local ids = {{}}
+      local ids = {}
       if old and old ~= '' then ids = cjson.decode(old) end
-      local seen = {{}}
+      local seen = {}
       for _, v in ipairs(ids) do seen[v] = true end
       local changed = false
       local keys = cjson.decode(ARGV[i + 10])
@@ -135,11 +138,12 @@ for i = 3, #ARGV, 11 do
 end
 return applied
 """
+)
 
 # ARGV: prefix, now, status, request ids...
-_MARK_LUA: Final = f"""
-local RANK = {_LUA_RANKS}
-local function rank(s) return RANK[s] or 0 end
+_MARK_LUA: Final = (
+    _LUA_RANK_FUNCTION
+    + """
 local prefix, now, status = ARGV[1], ARGV[2], ARGV[3]
 for i = 4, #ARGV do
   local mk = prefix .. ':m:' .. ARGV[i]
@@ -150,6 +154,7 @@ for i = 4, #ARGV do
 end
 return 0
 """
+)
 
 # KEYS[1] the index; ARGV: prefix, older_than, how many at most. Returns how many went.
 _PURGE_LUA: Final = """
@@ -248,6 +253,11 @@ class RedisMessageStore(_StoreBase):
     store makes its own client, which has to be entered and left in one task: use
     ``async with RedisMessageStore(url) as store`` or ``store = await
     RedisMessageStore.connect(url)`` ... ``await store.aclose()``.
+
+    Raises ``ValueError`` for an empty prefix or a bad dedup window; every call raises
+    ``StoreClosedError`` after ``aclose`` (``RuntimeError`` on a store made from a URL and not
+    connected yet), and lets the client's errors (``coredis.exceptions.RedisError``,
+    ``TimeoutError``, ``OSError``) through.
     """
 
     def __init__(

@@ -46,6 +46,10 @@ class SqliteMessageStore(_StoreBase):
     One connection, one call at a time (``sqlite_calls.call_sqlite``: inline on the event
     loop by default, ``inline=False`` for a worker thread); one transaction per call.
     ``clock`` is wall time: dedup instants are stored in the file and must survive a restart.
+
+    Raises ``ValueError`` for a bad table name, ``synchronous`` setting or dedup window; every
+    call raises ``StoreClosedError`` after ``aclose``, and lets SQLite's own errors
+    (``sqlite3.Error``) through.
     """
 
     def __init__(

@@ -97,6 +97,10 @@ class RedisQueue(QueueBase):
     closes it with the queue; ``open_queue("redis", ...)`` uses it. Several queues may share
     one client. ``claim_interval`` (default a quarter of ``visibility_timeout``, at most 1 s) is
     how often ``consume`` looks for entries whose lease ran out.
+
+    Raises ``ValueError`` or ``TypeError`` for a bad setting or argument (an entry id that is
+    no stream id); every call raises ``QueueClosedError`` after ``aclose``, and
+    ``QueueBackendError`` when Redis fails, cannot be reached or is older than 7.0.
     """
 
     backend = "redis"

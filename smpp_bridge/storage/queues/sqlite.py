@@ -105,6 +105,10 @@ class SqliteQueue(QueueBase):
     call waits for another process's write lock before failing with ``QueueBackendError``.
     ``inline`` runs each call on the event loop's thread (the default: cheaper than a worker
     thread hop; see ``smpp_bridge.storage.sqlite_calls``); ``False`` uses a worker thread.
+
+    Raises ``ValueError`` or ``TypeError`` for a bad setting or argument; every call raises
+    ``QueueClosedError`` after ``aclose``, and ``QueueBackendError`` when SQLite fails (a
+    file locked past ``busy_timeout``, a full disk).
     """
 
     backend = "sqlite"

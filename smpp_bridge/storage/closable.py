@@ -1,4 +1,4 @@
-"""Closing and ``async with`` for every store."""
+"""Closing and ``async with`` for every store and work queue."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from ..errors import StoreClosedError
 
 class ClosableStore:
     """Closing and ``async with`` for a store: after ``aclose`` every call raises
-    ``StoreClosedError`` (the message stores of ``bridge.store`` share it)."""
+    ``StoreClosedError`` (the correlation and message stores share it; the work queues too,
+    whose ``_check_open`` raises ``QueueClosedError`` instead)."""
 
     _closed = False
 

@@ -20,7 +20,8 @@ from ..pool import (
     encode_parked,
     encode_record,
 )
-from ..pool.correlation import _StoreBase
+from .correlation_base import DurableCorrelationStore
+from .redis_client import redis_client
 
 if TYPE_CHECKING:
     import coredis
@@ -33,7 +34,7 @@ def _escape_account(account: str) -> str:
     return account.replace("%", "%25").replace(":", "%3A")
 
 
-class RedisCorrelationStore(_StoreBase):
+class RedisCorrelationStore(DurableCorrelationStore):
     """Correlations in Redis, shared by every daemon that uses the same server.
 
     Keys are ``{prefix}:{account}:{canonical id}`` (``smppb:corr:...`` by default), values the
@@ -43,6 +44,9 @@ class RedisCorrelationStore(_StoreBase):
     The client is a ``coredis.Redis`` (anyio-native, so it runs on trio and asyncio alike)
     that the caller has entered; ``RedisCorrelationStore.connect(url)`` makes and enters one
     for the duration of a block.
+
+    Every call raises ``StoreClosedError`` after ``aclose``, and lets the client's errors
+    (``coredis.exceptions.RedisError``, ``TimeoutError``, ``OSError``) through.
     """
 
     def __init__(
@@ -70,14 +74,7 @@ class RedisCorrelationStore(_StoreBase):
         stream_timeout: float = 30.0,
     ) -> AsyncIterator[RedisCorrelationStore]:
         """A store over a new client for ``url``, open for the duration of the block."""
-        import coredis  # deferred: a fifth of a second to import, and only Redis users pay
-
-        client = coredis.Redis.from_url(
-            url,
-            decode_responses=False,
-            connect_timeout=connect_timeout,
-            stream_timeout=stream_timeout,
-        )
+        client = redis_client(url, connect_timeout=connect_timeout, stream_timeout=stream_timeout)
         async with client:
             store = cls(client, prefix=prefix, ttl=ttl, resolver=resolver)
             try:
@@ -102,28 +99,15 @@ class RedisCorrelationStore(_StoreBase):
         for account, conversion in decisions.items():
             await self.client.hsetnx(self._decisions_key, account, conversion)
 
-    async def put_many(
-        self, records: Sequence[CorrelationRecord], ttl: float | None = None
-    ) -> None:
-        self._check_open()
-        if not records:
-            return
-        self.resolver.observe_records(records)
-        await self._sync_decisions()
-        seconds = max(1, math.ceil(self.ttl if ttl is None else ttl))
+    async def _put_records(self, records: Sequence[CorrelationRecord], ttl: float) -> None:
+        seconds = max(1, math.ceil(ttl))
         async with self.client.pipeline(transaction=False) as pipe:
             for record in records:
                 pipe.set(
                     self.redis_key(record.account, record.key), encode_record(record), ex=seconds
                 )
 
-    async def get_many(
-        self, account: str, message_ids: Sequence[str]
-    ) -> dict[str, CorrelationRecord]:
-        self._check_open()
-        self.resolver.observe_receipt_ids(account, message_ids)
-        await self._sync_decisions(account)
-        keys = self.resolver.lookup_keys(account, message_ids)
+    async def _get_records(self, account: str, keys: list[str]) -> dict[str, CorrelationRecord]:
         found: dict[str, CorrelationRecord] = {}
         for start in range(0, len(keys), _REDIS_CHUNK):
             chunk = keys[start : start + _REDIS_CHUNK]
@@ -131,7 +115,7 @@ class RedisCorrelationStore(_StoreBase):
             for key, value in zip(chunk, values, strict=True):
                 if value is not None:
                     found[key] = decode_record(value)
-        return self.resolver.resolve_many(account, message_ids, found)
+        return found
 
     async def delete_many(self, account: str, message_ids: Sequence[str]) -> None:
         self._check_open()

@@ -4,18 +4,13 @@ tables of one database file (the daemon shares it with its message store).
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
 
 import anyio
-import anyio.lowlevel
-import anyio.to_thread
 
-from ..errors import StoreClosedError
 from ..pool import (
     DEFAULT_TTL,
     CorrelationRecord,
@@ -27,15 +22,20 @@ from ..pool import (
     encode_parked,
     encode_record,
 )
-from ..pool.correlation import _StoreBase
-from .sqlite_calls import call_sqlite, immediate_transaction
+from .correlation_base import DurableCorrelationStore
+from .sqlite_calls import (
+    call_sqlite,
+    check_identifier,
+    check_synchronous,
+    chunks,
+    close_sqlite,
+    connect,
+    immediate_transaction,
+    marks,
+)
 
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Far below SQLite's bound-parameter limit (32766 since 3.32, 999 before).
-_SQL_CHUNK: Final = 500
 
-
-class SqliteCorrelationStore(_StoreBase):
+class SqliteCorrelationStore(DurableCorrelationStore):
     """Correlations in an SQLite file (WAL): the embedded default, durable across restarts.
 
     One connection, one call at a time (``smpp_bridge.storage.sqlite_calls``: in a worker thread, or
@@ -46,6 +46,10 @@ class SqliteCorrelationStore(_StoreBase):
     on read and deleted by ``purge()``, which ``put_many`` runs every ``purge_interval``
     seconds. ``clock`` is wall time: expiry instants are stored in the file and must survive a
     restart.
+
+    Raises ``ValueError`` for a bad table name or ``synchronous`` setting; every call raises
+    ``StoreClosedError`` after ``aclose``, and lets SQLite's own errors (``sqlite3.Error``:
+    a locked or full file) through.
     """
 
     def __init__(
@@ -61,15 +65,11 @@ class SqliteCorrelationStore(_StoreBase):
         inline: bool | None = None,
     ) -> None:
         super().__init__(ttl, resolver)
-        if not _IDENTIFIER.fullmatch(table):
-            raise ValueError(f"invalid table name {table!r}")
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"invalid synchronous setting {synchronous!r}")
+        self._table = check_identifier(table)
+        self._synchronous = check_synchronous(synchronous)
         self.path = str(path)
         self.purge_interval = purge_interval
         self._clock = clock
-        self._table = table
-        self._synchronous = synchronous.upper()
         # Calls run on the event loop unless every commit waits for the disk (FULL, EXTRA).
         self.inline = self._synchronous in ("OFF", "NORMAL") if inline is None else inline
         self._conn: sqlite3.Connection | None = None
@@ -79,39 +79,30 @@ class SqliteCorrelationStore(_StoreBase):
     # -- blocking parts, each run in a worker thread under self._lock
 
     def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            # A call that queued on the lock before ``aclose`` must not reopen the file.
-            raise StoreClosedError(f"{type(self).__name__} is closed")
+        # A call that queued on the lock before ``aclose`` must not reopen the file.
+        self._check_open()
         if self._conn is None:
-            # Autocommit mode: transactions are opened explicitly, one per batch.
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                conn.execute("PRAGMA busy_timeout=5000")  # other processes sharing the file
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._table} ("
-                    " account TEXT NOT NULL, key TEXT NOT NULL, record BLOB NOT NULL,"
-                    " expires_at REAL NOT NULL, PRIMARY KEY (account, key)) WITHOUT ROWID"
-                )
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {self._table}_expires"
-                    f" ON {self._table} (expires_at)"
-                )
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._table}_parked ("
-                    " owner TEXT NOT NULL, key TEXT NOT NULL, receipt BLOB NOT NULL,"
-                    " arrived_at REAL NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID"
-                )
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._table}_ids ("
-                    " account TEXT PRIMARY KEY, conversion TEXT NOT NULL) WITHOUT ROWID"
-                )
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
+            self._conn = connect(self.path, self._synchronous, self._create_tables)
         return self._conn
+
+    def _create_tables(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._table} ("
+            " account TEXT NOT NULL, key TEXT NOT NULL, record BLOB NOT NULL,"
+            " expires_at REAL NOT NULL, PRIMARY KEY (account, key)) WITHOUT ROWID"
+        )
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {self._table}_expires ON {self._table} (expires_at)"
+        )
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._table}_parked ("
+            " owner TEXT NOT NULL, key TEXT NOT NULL, receipt BLOB NOT NULL,"
+            " arrived_at REAL NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID"
+        )
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._table}_ids ("
+            " account TEXT PRIMARY KEY, conversion TEXT NOT NULL) WITHOUT ROWID"
+        )
 
     def _put_sync(self, rows: list[tuple[str, str, bytes, float]], now: float, purge: bool) -> None:
         with immediate_transaction(self._connection()) as conn:
@@ -126,12 +117,10 @@ class SqliteCorrelationStore(_StoreBase):
     def _get_sync(self, account: str, keys: list[str], now: float) -> dict[str, bytes]:
         conn = self._connection()
         found: dict[str, bytes] = {}
-        for start in range(0, len(keys), _SQL_CHUNK):
-            chunk = keys[start : start + _SQL_CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for chunk in chunks(keys):
             cursor = conn.execute(
                 f"SELECT key, record FROM {self._table}"
-                f" WHERE account = ? AND key IN ({marks}) AND expires_at > ?",
+                f" WHERE account = ? AND key IN ({marks(len(chunk))}) AND expires_at > ?",
                 (account, *chunk, now),
             )
             found.update(cursor)
@@ -203,36 +192,20 @@ class SqliteCorrelationStore(_StoreBase):
             rows = list(decisions.items())
             await call_sqlite(self._lock, self.inline, self._write_decisions_sync, rows)
 
-    async def put_many(
-        self, records: Sequence[CorrelationRecord], ttl: float | None = None
-    ) -> None:
-        self._check_open()
-        if not records:
-            return
-        self.resolver.observe_records(records)
-        await self._sync_decisions()
+    async def _put_records(self, records: Sequence[CorrelationRecord], ttl: float) -> None:
         now = self._clock()
-        expires = now + (self.ttl if ttl is None else ttl)
+        expires = now + ttl
         rows = [(r.account, r.key, encode_record(r), expires) for r in records]
         purge = now - self._last_purge >= self.purge_interval
         if purge:
             self._last_purge = now
         await call_sqlite(self._lock, self.inline, self._put_sync, rows, now, purge)
 
-    async def get_many(
-        self, account: str, message_ids: Sequence[str]
-    ) -> dict[str, CorrelationRecord]:
-        self._check_open()
-        self.resolver.observe_receipt_ids(account, message_ids)
-        await self._sync_decisions(account)
-        keys = self.resolver.lookup_keys(account, message_ids)
-        if not keys:
-            return {}
+    async def _get_records(self, account: str, keys: list[str]) -> dict[str, CorrelationRecord]:
         raw = await call_sqlite(
             self._lock, self.inline, self._get_sync, account, keys, self._clock()
         )
-        found = {key: decode_record(data) for key, data in raw.items()}
-        return self.resolver.resolve_many(account, message_ids, found)
+        return {key: decode_record(data) for key, data in raw.items()}
 
     async def delete_many(self, account: str, message_ids: Sequence[str]) -> None:
         self._check_open()
@@ -270,5 +243,4 @@ class SqliteCorrelationStore(_StoreBase):
         if self._closed:
             return
         self._closed = True
-        async with self._lock:
-            await anyio.to_thread.run_sync(self._close_sync)
+        await close_sqlite(self._lock, self._close_sync)

@@ -29,7 +29,9 @@ async def open_message_store(
     dedup_window: float = DEFAULT_DEDUP_WINDOW,
     retention: float = DEFAULT_RETENTION,
 ) -> AsyncIterator[MessageStore]:
-    """A message store of ``backend``, open for the duration of the block."""
+    """A message store of ``backend``, open for the duration of the block.
+
+    Raises ``ValueError`` for an unknown backend, or one without the path or url it needs."""
     store: SqliteMessageStore | RedisMessageStore | MemoryMessageStore
     if backend == "sqlite":
         if path is None:

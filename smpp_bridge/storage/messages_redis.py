@@ -14,7 +14,6 @@ import msgspec
 
 from ..bridge.envelope import Event, decode_event, encode_events
 from ..bridge.store import (
-    _RANKS,
     DEFAULT_DEDUP_WINDOW,
     DEFAULT_RETENTION,
     MessageRecord,
@@ -27,12 +26,19 @@ from ..bridge.store import (
     log,
     message_id_keys,
 )
+from ..codec.status import Status
 from ..pool import canonical_id
+from .redis_client import redis_client
 
 if TYPE_CHECKING:
     import coredis
 
-_LUA_RANKS: Final = "{" + ", ".join(f'["{s}"] = {r}' for s, r in sorted(_RANKS.items())) + "}"
+# The scripts' status table, generated from the one vocabulary: ``rank`` in Lua is
+# ``Status.rank`` (0 for a string that is no status, as ``status_rank``).
+_LUA_RANKS: Final = "{" + ", ".join(f'["{s.value}"] = {s.rank}' for s in sorted(Status)) + "}"
+_LUA_RANK_FUNCTION: Final = f"""
+local RANK = {_LUA_RANKS}
+local function rank(s) return RANK[s] or 0 end"""
 
 # ARGV: prefix, now, window, ttl, then per record: namespaced key, request id, created_at,
 # n, and n hash field/value arguments. Returns {position, HGETALL} of records that existed.
@@ -76,9 +82,9 @@ return out
 # reason, account, possible duplicate ("1"/"0"), part-level ("1"/"0"), the event's JSON, and
 # the ids' canonical keys (JSON array, parallel to ids, or ""): each id new to the message is
 # indexed in ``{prefix}:i:{key}``, a hash of account → request id, expiring with the message.
-_APPLY_LUA: Final = f"""
-local RANK = {_LUA_RANKS}
-local function rank(s) return RANK[s] or 0 end
+_APPLY_LUA: Final = (
+    _LUA_RANK_FUNCTION
+    + """
 local prefix, now = ARGV[1], ARGV[2]
 local applied = 0
 for i = 3, #ARGV, 11 do
@@ -104,9 +110,9 @@ for i = 3, #ARGV, 11 do
     end
     if ARGV[i + 3] ~= '' then
       local old = redis.call('HGET', mk, 'ids')
-      local ids = {{}}
+      local ids = {}
       if old and old ~= '' then ids = cjson.decode(old) end
-      local seen = {{}}
+      local seen = {}
       for _, v in ipairs(ids) do seen[v] = true end
       local changed = false
       local keys = cjson.decode(ARGV[i + 10])
@@ -132,11 +138,12 @@ for i = 3, #ARGV, 11 do
 end
 return applied
 """
+)
 
 # ARGV: prefix, now, status, request ids...
-_MARK_LUA: Final = f"""
-local RANK = {_LUA_RANKS}
-local function rank(s) return RANK[s] or 0 end
+_MARK_LUA: Final = (
+    _LUA_RANK_FUNCTION
+    + """
 local prefix, now, status = ARGV[1], ARGV[2], ARGV[3]
 for i = 4, #ARGV do
   local mk = prefix .. ':m:' .. ARGV[i]
@@ -147,6 +154,7 @@ for i = 4, #ARGV do
 end
 return 0
 """
+)
 
 # KEYS[1] the index; ARGV: prefix, older_than, how many at most. Returns how many went.
 _PURGE_LUA: Final = """
@@ -245,6 +253,11 @@ class RedisMessageStore(_StoreBase):
     store makes its own client, which has to be entered and left in one task: use
     ``async with RedisMessageStore(url) as store`` or ``store = await
     RedisMessageStore.connect(url)`` ... ``await store.aclose()``.
+
+    Raises ``ValueError`` for an empty prefix or a bad dedup window; every call raises
+    ``StoreClosedError`` after ``aclose`` (``RuntimeError`` on a store made from a URL and not
+    connected yet), and lets the client's errors (``coredis.exceptions.RedisError``,
+    ``TimeoutError``, ``OSError``) through.
     """
 
     def __init__(
@@ -302,12 +315,8 @@ class RedisMessageStore(_StoreBase):
     async def __aenter__(self) -> Self:
         self._check_open()
         if self._url is not None and self._client is None:
-            import coredis  # deferred: a fifth of a second to import, and only Redis users pay
-
             stack = AsyncExitStack()
-            client: coredis.Redis[bytes] = coredis.Redis.from_url(
-                self._url, decode_responses=False, connect_timeout=5.0, stream_timeout=30.0
-            )
+            client = redis_client(self._url)
             await stack.enter_async_context(client)
             self._stack = stack
             self._client = client
@@ -475,7 +484,3 @@ class RedisMessageStore(_StoreBase):
         if total:
             log.info("purged messages", count=total, older_than=older_than)
         return total
-
-
-# ---------------------------------------------------------------------------------------------
-# Factory

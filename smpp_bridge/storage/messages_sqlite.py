@@ -4,16 +4,13 @@ written in one transaction per batch.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import anyio
-import anyio.lowlevel
-import anyio.to_thread
 
 from ..bridge.envelope import Event, decode_event, encode_events
 from ..bridge.store import (
@@ -29,12 +26,17 @@ from ..bridge.store import (
     merge_event,
     message_id_keys,
 )
-from ..errors import StoreClosedError
 from ..pool import canonical_id
-from .sqlite_calls import call_sqlite, immediate_transaction
-
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SQL_CHUNK: Final = 500  # far below SQLite's bound-parameter limit
+from .sqlite_calls import (
+    call_sqlite,
+    check_identifier,
+    check_synchronous,
+    chunks,
+    close_sqlite,
+    connect,
+    immediate_transaction,
+    marks,
+)
 
 
 class SqliteMessageStore(_StoreBase):
@@ -44,6 +46,10 @@ class SqliteMessageStore(_StoreBase):
     One connection, one call at a time (``sqlite_calls.call_sqlite``: inline on the event
     loop by default, ``inline=False`` for a worker thread); one transaction per call.
     ``clock`` is wall time: dedup instants are stored in the file and must survive a restart.
+
+    Raises ``ValueError`` for a bad table name, ``synchronous`` setting or dedup window; every
+    call raises ``StoreClosedError`` after ``aclose``, and lets SQLite's own errors
+    (``sqlite3.Error``) through.
     """
 
     def __init__(
@@ -57,13 +63,9 @@ class SqliteMessageStore(_StoreBase):
         inline: bool = True,
     ) -> None:
         super().__init__(dedup_window, clock)
-        if not _IDENTIFIER.fullmatch(table):
-            raise ValueError(f"table: invalid name {table!r}")
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous: invalid setting {synchronous!r}")
+        self._t = check_identifier(table, "table: invalid name {!r}")
+        self._synchronous = check_synchronous(synchronous, "synchronous: invalid setting {!r}")
         self.path = str(path)
-        self._t = table
-        self._synchronous = synchronous.upper()
         self._conn: sqlite3.Connection | None = None
         self._lock = anyio.Lock(fast_acquire=True)
         self.inline = inline  # run calls on the event loop's thread (see sqlite_calls)
@@ -71,45 +73,37 @@ class SqliteMessageStore(_StoreBase):
     # -- blocking parts, each run by ``call_sqlite`` under self._lock
 
     def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreClosedError(f"{type(self).__name__} is closed")
+        # A call that queued on the lock before ``aclose`` must not reopen the file.
+        self._check_open()
         if self._conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            t = self._t
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                conn.execute("PRAGMA busy_timeout=5000")
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {t} (request_id TEXT PRIMARY KEY,"
-                    " client_id TEXT, status TEXT NOT NULL, created_at REAL NOT NULL,"
-                    " record BLOB NOT NULL)"
-                )
-                conn.execute(f"CREATE INDEX IF NOT EXISTS {t}_created ON {t} (created_at)")
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {t}_client ON {t} (client_id, created_at)"
-                )
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {t}_keys (key TEXT PRIMARY KEY,"
-                    " request_id TEXT NOT NULL, at REAL NOT NULL) WITHOUT ROWID"
-                )
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {t}_events (seq INTEGER PRIMARY KEY"
-                    " AUTOINCREMENT, request_id TEXT NOT NULL, event BLOB NOT NULL)"
-                )
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {t}_events_request ON {t}_events (request_id, seq)"
-                )
-                # SMSC message ids (canonical_id) → their message, per account.
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {t}_ids (key TEXT NOT NULL, account TEXT NOT"
-                    " NULL, request_id TEXT NOT NULL, PRIMARY KEY (key, account)) WITHOUT ROWID"
-                )
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
+            self._conn = connect(self.path, self._synchronous, self._create_tables)
         return self._conn
+
+    def _create_tables(self, conn: sqlite3.Connection) -> None:
+        t = self._t
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {t} (request_id TEXT PRIMARY KEY,"
+            " client_id TEXT, status TEXT NOT NULL, created_at REAL NOT NULL,"
+            " record BLOB NOT NULL)"
+        )
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {t}_created ON {t} (created_at)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {t}_client ON {t} (client_id, created_at)")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {t}_keys (key TEXT PRIMARY KEY,"
+            " request_id TEXT NOT NULL, at REAL NOT NULL) WITHOUT ROWID"
+        )
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {t}_events (seq INTEGER PRIMARY KEY"
+            " AUTOINCREMENT, request_id TEXT NOT NULL, event BLOB NOT NULL)"
+        )
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {t}_events_request ON {t}_events (request_id, seq)"
+        )
+        # SMSC message ids (canonical_id) → their message, per account.
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {t}_ids (key TEXT NOT NULL, account TEXT NOT"
+            " NULL, request_id TEXT NOT NULL, PRIMARY KEY (key, account)) WITHOUT ROWID"
+        )
 
     def _transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         with immediate_transaction(self._connection()) as conn:
@@ -117,12 +111,11 @@ class SqliteMessageStore(_StoreBase):
 
     def _load(self, conn: sqlite3.Connection, request_ids: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
-        for start in range(0, len(request_ids), _SQL_CHUNK):
-            chunk = request_ids[start : start + _SQL_CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for chunk in chunks(request_ids):
             found.update(
                 conn.execute(
-                    f"SELECT request_id, record FROM {self._t} WHERE request_id IN ({marks})",
+                    f"SELECT request_id, record FROM {self._t}"
+                    f" WHERE request_id IN ({marks(len(chunk))})",
                     chunk,
                 )
             )
@@ -345,9 +338,4 @@ class SqliteMessageStore(_StoreBase):
         if self._closed:
             return
         self._closed = True
-        async with self._lock:
-            await anyio.to_thread.run_sync(self._close_sync)
-
-
-# ---------------------------------------------------------------------------------------------
-# Redis
+        await close_sqlite(self._lock, self._close_sync)

@@ -1,4 +1,5 @@
-"""Calling a blocking SQLite function from async code: the one place that decides how.
+"""What every SQLite backend shares: opening its connection, checking its settings, and calling
+a blocking SQLite function from async code.
 
 A short SQLite transaction in WAL mode (``synchronous=NORMAL``) costs tens of microseconds, a
 hop to a worker thread and back (``anyio.to_thread`` on trio) about 300 µs on the machines we
@@ -11,16 +12,79 @@ a connection doing slow work (``synchronous=FULL`` on a slow disk). Either way t
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
 R = TypeVar("R")
+T = TypeVar("T")
+
+SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Far below SQLite's bound-parameter limit (32766 since 3.32, 999 before).
+SQL_CHUNK: Final = 500
+
+
+def check_identifier(name: str, error: str = "invalid table name {!r}") -> str:
+    """``name`` if it may be written into SQL unquoted (a table name), else ``ValueError``
+    with ``error`` formatted with it."""
+    if not IDENTIFIER.fullmatch(name):
+        raise ValueError(error.format(name))
+    return name
+
+
+def check_synchronous(value: str, error: str = "invalid synchronous setting {!r}") -> str:
+    """SQLite's ``synchronous`` setting, upper-cased; ``ValueError`` with ``error`` formatted
+    with it unless it is one of ``SYNCHRONOUS``."""
+    setting = value.upper()
+    if setting not in SYNCHRONOUS:
+        raise ValueError(error.format(value))
+    return setting
+
+
+def connect(
+    path: str,
+    synchronous: str,
+    schema: Callable[[sqlite3.Connection], object],
+    *,
+    busy_timeout_ms: int = 5000,
+    journal_mode: Callable[[str], object] | None = None,
+) -> sqlite3.Connection:
+    """A connection to the file ``path`` in autocommit mode (every backend opens its
+    transactions explicitly), usable from any thread (``call_sqlite`` keeps one call at a
+    time), set up the same way for every backend: ``busy_timeout`` first (other processes
+    share the file, and switching to WAL takes a lock), ``journal_mode=WAL`` (its answer
+    passed to ``journal_mode`` when given: a file system without WAL keeps another mode),
+    ``synchronous``; then ``schema(conn)``. Closed again if any of it fails."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if journal_mode is not None:
+            journal_mode(str(mode))
+        conn.execute(f"PRAGMA synchronous={check_synchronous(synchronous)}")
+        schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def chunks(values: Sequence[T], size: int = SQL_CHUNK) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most ``size``: each fits in one statement's parameters."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def marks(count: int) -> str:
+    """``count`` comma-separated ``?`` placeholders, for ``IN (...)``."""
+    return ",".join("?" * count)
 
 
 async def call_sqlite(lock: anyio.Lock, inline: bool, fn: Callable[..., R], *args: object) -> R:
@@ -31,6 +95,13 @@ async def call_sqlite(lock: anyio.Lock, inline: bool, fn: Callable[..., R], *arg
         result = fn(*args)
     await anyio.lowlevel.checkpoint()
     return result
+
+
+async def close_sqlite(lock: anyio.Lock, close: Callable[[], object]) -> None:
+    """``close()`` in a worker thread once the call on the connection (if any) is done: a
+    checkpoint of the WAL on close may take a while."""
+    async with lock:
+        await anyio.to_thread.run_sync(close)
 
 
 @contextmanager
@@ -47,4 +118,16 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
         raise
 
 
-__all__ = ["call_sqlite", "immediate_transaction"]
+__all__ = [
+    "IDENTIFIER",
+    "SQL_CHUNK",
+    "SYNCHRONOUS",
+    "call_sqlite",
+    "check_identifier",
+    "check_synchronous",
+    "chunks",
+    "close_sqlite",
+    "connect",
+    "immediate_transaction",
+    "marks",
+]

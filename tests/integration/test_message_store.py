@@ -602,3 +602,20 @@ async def test_get_by_message_id_index_costs_no_extra_call() -> None:
         finally:
             await store.aclose()
             await delete_prefix(client, prefix)
+
+
+def test_the_redis_scripts_rank_statuses_from_the_one_vocabulary() -> None:
+    """The scripts' status table is ``Status.rank``, and no script names a status otherwise."""
+    import re
+
+    from smpp_bridge.codec.status import Status
+    from smpp_bridge.storage import messages_redis
+
+    table = re.findall(r'\["(\w+)"\] = (\d+)', messages_redis._LUA_RANKS)
+    assert {name: int(rank) for name, rank in table} == {s.value: s.rank for s in Status}
+    scripts = [v for k, v in vars(messages_redis).items() if k.endswith("_LUA")]
+    assert len(scripts) == 4
+    for script in scripts:
+        rest = script.replace(messages_redis._LUA_RANKS, "")
+        for status in Status:
+            assert f"'{status.value}'" not in rest and f'"{status.value}"' not in rest

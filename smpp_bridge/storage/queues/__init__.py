@@ -8,10 +8,10 @@ dead letters with a reason, and a ``tail`` for reading a queue as a log.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Unpack
 
 from ...errors import QueueBackendError, QueueClosedError, QueueError
-from .base import MAX_BATCH, DeadLetter, Entry, Leased, WorkQueue
+from .base import MAX_BATCH, DeadLetter, Entry, Leased, QueueOptions, WorkQueue
 from .redis import RedisQueue
 from .sqlite import SqliteQueue
 
@@ -24,40 +24,30 @@ async def open_queue(
     *,
     path: str | None = None,
     url: str | None = None,
-    prefix: str = "smpp-bridge",
-    consumer: str | None = None,
-    visibility_timeout: float = 60.0,
-    max_deliveries: int = 5,
-    retain: int = 1_000_000,
-    keep_acked: bool = False,
+    **options: Unpack[QueueOptions],
 ) -> WorkQueue:
     """Open the queue ``name`` on ``backend``, ready to use; close it with ``aclose()`` or use
     it as ``async with await open_queue(...) as queue``.
 
     ``path`` is the SQLite file (sqlite), ``url`` the Redis URL (redis); the other is ignored.
-    ``prefix`` namespaces tables and keys (``{prefix}:q:{name}``); ``consumer`` names this
-    reader (default ``hostname-pid``; must be unique among running consumers).
-    ``visibility_timeout`` is a lease's length in seconds, ``max_deliveries`` how many
-    deliveries an entry gets before it is dead-lettered. ``keep_acked`` makes the queue a log
-    as well: acknowledged entries stay visible to ``tail``, and the newest ``retain`` entries
-    are kept (older ones are trimmed, acknowledged or not).
+    ``options`` are the settings every backend takes (``QueueOptions``, each one's default in
+    ``QueueBase``): ``prefix`` namespaces tables and keys (``{prefix}:q:{name}``);
+    ``consumer`` names this reader (default ``hostname-pid``; must be unique among running
+    consumers). ``visibility_timeout`` is a lease's length in seconds, ``max_deliveries`` how
+    many deliveries an entry gets before it is dead-lettered. ``keep_acked`` makes the queue
+    a log as well: acknowledged entries stay visible to ``tail``, and the newest ``retain``
+    entries are kept (older ones are trimmed, acknowledged or not).
 
     A Redis queue opened here owns its client, whose lifetime is a task group: close the queue
     in the task that opened it, after whatever was opened later.
+
+    Raises ``ValueError`` (or ``TypeError``) for an unknown backend, a missing path or url, or
+    a bad setting; ``QueueBackendError`` when the backend cannot be opened.
     """
     if backend == "sqlite":
         if not path:
             raise ValueError(f"queue {name!r}: the sqlite backend needs a path")
-        queue = SqliteQueue(
-            path,
-            name,
-            prefix=prefix,
-            consumer=consumer,
-            visibility_timeout=visibility_timeout,
-            max_deliveries=max_deliveries,
-            retain=retain,
-            keep_acked=keep_acked,
-        )
+        queue = SqliteQueue(path, name, **options)
         try:
             await queue.open()
         except BaseException:
@@ -67,16 +57,7 @@ async def open_queue(
     if backend == "redis":
         if not url:
             raise ValueError(f"queue {name!r}: the redis backend needs a url")
-        return await RedisQueue.connect(
-            url,
-            name,
-            prefix=prefix,
-            consumer=consumer,
-            visibility_timeout=visibility_timeout,
-            max_deliveries=max_deliveries,
-            retain=retain,
-            keep_acked=keep_acked,
-        )
+        return await RedisQueue.connect(url, name, **options)
     raise ValueError(f"unknown queue backend {backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
@@ -89,6 +70,7 @@ __all__ = [
     "QueueBackendError",
     "QueueClosedError",
     "QueueError",
+    "QueueOptions",
     "RedisQueue",
     "SqliteQueue",
     "WorkQueue",

@@ -24,11 +24,12 @@ import socket
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import Final, Protocol, Self, TypedDict
 
 import msgspec
 
 from ...errors import QueueBackendError, QueueClosedError, QueueError
+from ..closable import ClosableStore
 
 # Bounds on one call: large enough for any batch the daemon uses, small enough that a
 # mistaken argument cannot ask a backend for millions of entries at once.
@@ -180,14 +181,15 @@ def check_consumer(consumer: str | None) -> str:
 def check_settings(visibility_timeout: float, max_deliveries: int, retain: int) -> None:
     if not visibility_timeout > 0:
         raise ValueError(f"visibility_timeout must be > 0 seconds; got {visibility_timeout!r}")
-    if isinstance(max_deliveries, bool) or not isinstance(max_deliveries, int):
-        raise TypeError(f"max_deliveries must be an int; got {type(max_deliveries).__name__}")
-    if max_deliveries < 1:
-        raise ValueError(f"max_deliveries must be at least 1; got {max_deliveries}")
-    if isinstance(retain, bool) or not isinstance(retain, int):
-        raise TypeError(f"retain must be an int; got {type(retain).__name__}")
-    if retain < 1:
-        raise ValueError(f"retain must be at least 1; got {retain}")
+    _check_positive_int("max_deliveries", max_deliveries)
+    _check_positive_int("retain", retain)
+
+
+def _check_positive_int(what: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int; got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{what} must be at least 1; got {value}")
 
 
 def check_count(what: str, value: int) -> int:
@@ -247,8 +249,31 @@ def over_delivered(deliveries: int) -> str:
     return f"delivered {deliveries} times without ack"
 
 
-class QueueBase:
-    """What every backend has: its settings, the closed state, the context manager."""
+class QueueOptions(TypedDict, total=False):
+    """The settings every backend takes, besides the queue's name: ``open_queue`` and the
+    backends' constructors pass them on to ``QueueBase``, which holds their defaults and
+    checks them."""
+
+    prefix: str
+    consumer: str | None
+    visibility_timeout: float
+    max_deliveries: int
+    retain: int
+    keep_acked: bool
+
+
+class QueueBase(ClosableStore):
+    """What every backend has: its settings, the closed state, the context manager (closing
+    as every store closes, with ``QueueClosedError`` and ``open()`` on entry).
+
+    The settings (``QueueOptions``, checked here for every backend: ``ValueError`` or
+    ``TypeError`` for a bad one): ``prefix`` namespaces tables and keys
+    (``{prefix}:q:{name}``); ``consumer`` names this reader (default ``hostname-pid``; must
+    be unique among running consumers); ``visibility_timeout`` is a lease's length in
+    seconds, ``max_deliveries`` how many deliveries an entry gets before it is dead-lettered;
+    ``keep_acked`` makes the queue a log as well, keeping the newest ``retain`` entries.
+    After ``aclose`` every call raises ``QueueClosedError``.
+    """
 
     backend: str = ""
 
@@ -256,12 +281,12 @@ class QueueBase:
         self,
         name: str,
         *,
-        prefix: str,
-        consumer: str | None,
-        visibility_timeout: float,
-        max_deliveries: int,
-        retain: int,
-        keep_acked: bool,
+        prefix: str = "smpp-bridge",
+        consumer: str | None = None,
+        visibility_timeout: float = 60.0,
+        max_deliveries: int = 5,
+        retain: int = 1_000_000,
+        keep_acked: bool = False,
     ) -> None:
         check_settings(visibility_timeout, max_deliveries, retain)
         self.name = check_name(name)
@@ -271,7 +296,6 @@ class QueueBase:
         self.max_deliveries = max_deliveries
         self.retain = retain
         self.keep_acked = bool(keep_acked)
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} consumer={self.consumer!r}>"
@@ -283,20 +307,9 @@ class QueueBase:
     async def open(self) -> None:
         """Prepare the backend (idempotent)."""
 
-    async def aclose(self) -> None:
-        self._closed = True
-
     async def __aenter__(self) -> Self:
         await self.open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 __all__ = [
@@ -308,5 +321,6 @@ __all__ = [
     "QueueBase",
     "QueueClosedError",
     "QueueError",
+    "QueueOptions",
     "WorkQueue",
 ]

@@ -28,33 +28,50 @@ this backend is for a single Redis (or a primary with replicas), not a cluster.
 
 Needs Redis 7.0 or newer (``XAUTOCLAIM`` reporting deleted entries, ``XCLAIM`` dropping them).
 Consumer names must be unique among running consumers: two processes under one name would
-take each other's leases as their own leftovers.
+take each other's leases as their own leftovers. The scripts, and the parsing of Redis's
+replies, are in ``queues.redis_scripts``.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Unpack, cast
 
 import anyio
 import structlog
 
 from ...errors import QueueBackendError
+from ..redis_client import redis_client
 from .base import (
     DeadLetter,
     Entry,
     Leased,
     QueueBase,
+    QueueOptions,
     check_count,
     check_dead_items,
-    check_ids,
     check_payloads,
     check_seconds,
     over_delivered,
+)
+from .redis_scripts import (
+    ACK_LUA,
+    AFTER_ID,
+    CLAIM_LUA,
+    DEAD_LETTER_LUA,
+    FORGET_LUA,
+    PUBLISH_LUA,
+    RELEASE_LUA,
+    check_entry_ids,
+    field,
+    group_info,
+    info_value,
+    pairs,
+    published,
+    text,
 )
 
 if TYPE_CHECKING:
@@ -65,198 +82,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger("smpp_bridge.bridge.queues")
 
 MIN_REDIS: Final = (7, 0)
-_ENTRY_ID: Final = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-_AFTER_ID: Final = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 # One blocking command waits at most this long; longer waits loop. Below the client's read
 # timeout (``stream_timeout``), so a block never looks like a dead connection.
 _MAX_BLOCK: Final = 20.0
 _SCRIPT_CHUNK: Final = 500  # entries per script call: keeps Lua's argument lists small
-
-# Append ARGV[3..] as entries (field d; t = ARGV[1]), trimming to about ARGV[2] entries unless
-# it is ''. One command and atomic: coredis pipelines cost far more per command than Redis.
-_PUBLISH_LUA: Final = """
-local t, maxlen = ARGV[1], ARGV[2]
-local ids = {}
-for i = 3, #ARGV do
-  if maxlen == '' then
-    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'd', ARGV[i], 't', t)
-  else
-    ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'd', ARGV[i], 't', t)
-  end
-end
-return ids
-"""
-
-# Acknowledge ARGV[3..] in group ARGV[1], and delete them unless ARGV[2] is '1' (a log).
-_ACK_LUA: Final = """
-local group, keep = ARGV[1], ARGV[2]
-local acked = 0
-for i = 3, #ARGV, 1000 do
-  local last = math.min(i + 999, #ARGV)
-  acked = acked + redis.call('XACK', KEYS[1], group, unpack(ARGV, i, last))
-  if keep ~= '1' then redis.call('XDEL', KEYS[1], unpack(ARGV, i, last)) end
-end
-return acked
-"""
-
-# XAUTOCLAIM plus the delivery counter of each claimed entry (which the claim incremented):
-# {next cursor, entries, deleted ids, counters}.
-_CLAIM_LUA: Final = """
-local group, consumer = ARGV[1], ARGV[2]
-local r = redis.call('XAUTOCLAIM', KEYS[1], group, consumer, ARGV[3], ARGV[4], 'COUNT', ARGV[5])
-local counts = {}
-for i, e in ipairs(r[2]) do
-  local p = redis.call('XPENDING', KEYS[1], group, e[1], e[1], 1)
-  if #p > 0 then counts[i] = p[1][4] else counts[i] = 0 end
-end
-return {r[1], r[2], r[3] or {}, counts}
-"""
-
-# Extend or release the leases this consumer still holds: reset the idle time to ARGV[3] ms
-# without counting a delivery. Returns how many were held.
-_RELEASE_LUA: Final = """
-local stream, group, consumer, idle = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local held = {}
-for i = 4, #ARGV do
-  local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer)
-  if #p > 0 then held[#held + 1] = ARGV[i] end
-end
-if #held > 0 then
-  local args = {stream, group, consumer, 0}
-  for i = 1, #held do args[#args + 1] = held[i] end
-  args[#args + 1] = 'IDLE'
-  args[#args + 1] = idle
-  args[#args + 1] = 'JUSTID'
-  redis.call('XCLAIM', unpack(args))
-end
-return #held
-"""
-
-# Move (id, reason, attempts) triples to the dead-letter stream: copy the payload and the
-# delivery count (the pending entry's counter when attempts is ''), then XACK (and XDEL unless
-# the queue keeps acknowledged entries). Only unacknowledged entries move; returns the ids
-# moved.
-_DEAD_LETTER_LUA: Final = """
-local stream, dlq = KEYS[1], KEYS[2]
-local group, now, keep = ARGV[1], ARGV[2], ARGV[3]
-local function after(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  if am ~= bm then return am > bm end
-  return as > bs
-end
-local last = nil
-if keep == '1' then
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-    local name, id = nil, nil
-    for j = 1, #g, 2 do
-      if g[j] == 'name' then name = g[j + 1] end
-      if g[j] == 'last-delivered-id' then id = g[j + 1] end
-    end
-    if name == group then last = id end
-  end
-end
-local moved = {}
-for i = 4, #ARGV, 3 do
-  local id, reason, attempts = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local found = redis.call('XRANGE', stream, id, id)
-  if #found > 0 then
-    local pending = redis.call('XPENDING', stream, group, id, id, 1)
-    if attempts == '' then
-      attempts = 0
-      if #pending > 0 then attempts = pending[1][4] end
-    end
-    -- on a log, an entry that is neither pending nor undelivered was acknowledged already
-    if keep == '0' or #pending > 0 or (last ~= nil and after(id, last)) then
-      local fields = found[1][2]
-      local data = ''
-      for j = 1, #fields, 2 do
-        if fields[j] == 'd' then data = fields[j + 1] end
-      end
-      redis.call('XADD', dlq, '*', 'id', id, 'data', data, 'reason', reason,
-                 'attempts', attempts, 't', now)
-      redis.call('XACK', stream, group, id)
-      if keep == '0' then redis.call('XDEL', stream, id) end
-      moved[#moved + 1] = id
-    end
-  end
-end
-return moved
-"""
-
-# On close: forget this consumer in the group if it holds nothing (a consumer that still
-# holds entries must stay, or they would be orphaned). Nothing to do if the stream is gone.
-_FORGET_LUA: Final = """
-local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if type(p) ~= 'table' or p.err then return -2 end
-if #p == 0 then return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
-return -1
-"""
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _field(fields: Mapping[Any, Any] | None, name: str) -> bytes | None:
-    if not fields:
-        return None
-    value = fields.get(name.encode())
-    if value is None:
-        value = fields.get(name)
-    if value is None:
-        return None
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-def _pairs(flat: Sequence[Any] | None) -> dict[Any, Any] | None:
-    """A flat ``[field, value, ...]`` list (as a Lua script returns it) as a dict."""
-    if flat is None:
-        return None
-    items = iter(flat)
-    return dict(zip(items, items, strict=False))
-
-
-def _id_seconds(entry_id: str) -> float:
-    """The Redis server time embedded in an automatic stream id."""
-    try:
-        return int(entry_id.split("-", 1)[0]) / 1000.0
-    except ValueError:
-        return 0.0
-
-
-def _published(fields: Mapping[Any, Any] | None, entry_id: str) -> float:
-    raw = _field(fields, "t")
-    if raw is not None:
-        try:
-            value = float(raw)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(value) and value > 0:
-                return value
-    return _id_seconds(entry_id)
-
-
-def _check_entry_ids(ids: Sequence[str]) -> list[str]:
-    out = check_ids(ids)
-    for entry_id in out:
-        if not _ENTRY_ID.fullmatch(entry_id):
-            raise ValueError(f"invalid Redis stream entry id {entry_id!r}: expected 'ms-seq'")
-    return out
-
-
-def _group_info(groups: Any, group: str) -> Mapping[Any, Any] | None:
-    for info in groups or ():
-        if _text(info.get(b"name", info.get("name", b""))) == group:
-            return cast(Mapping[Any, Any], info)
-    return None
-
-
-def _info_value(info: Mapping[Any, Any], key: str) -> Any:
-    value = info.get(key.encode())
-    return info.get(key) if value is None else value
 
 
 class RedisQueue(QueueBase):
@@ -268,6 +97,10 @@ class RedisQueue(QueueBase):
     closes it with the queue; ``open_queue("redis", ...)`` uses it. Several queues may share
     one client. ``claim_interval`` (default a quarter of ``visibility_timeout``, at most 1 s) is
     how often ``consume`` looks for entries whose lease ran out.
+
+    Raises ``ValueError`` or ``TypeError`` for a bad setting or argument (an entry id that is
+    no stream id); every call raises ``QueueClosedError`` after ``aclose``, and
+    ``QueueBackendError`` when Redis fails, cannot be reached or is older than 7.0.
     """
 
     backend = "redis"
@@ -277,23 +110,10 @@ class RedisQueue(QueueBase):
         client: coredis.Redis[bytes],
         name: str,
         *,
-        prefix: str = "smpp-bridge",
-        consumer: str | None = None,
-        visibility_timeout: float = 60.0,
-        max_deliveries: int = 5,
-        retain: int = 1_000_000,
-        keep_acked: bool = False,
         claim_interval: float | None = None,
+        **options: Unpack[QueueOptions],
     ) -> None:
-        super().__init__(
-            name,
-            prefix=prefix,
-            consumer=consumer,
-            visibility_timeout=visibility_timeout,
-            max_deliveries=max_deliveries,
-            retain=retain,
-            keep_acked=keep_acked,
-        )
+        super().__init__(name, **options)
         if claim_interval is None:
             claim_interval = max(0.01, min(1.0, self.visibility_timeout / 4))
         if not claim_interval > 0:
@@ -312,12 +132,12 @@ class RedisQueue(QueueBase):
         self._recover_from = "-"
         self._claim_cursor = "0-0"
         self._next_claim = float("-inf")  # anyio clock
-        self._publish_script: Script[bytes] = client.register_script(_PUBLISH_LUA)
-        self._ack_script: Script[bytes] = client.register_script(_ACK_LUA)
-        self._claim_script: Script[bytes] = client.register_script(_CLAIM_LUA)
-        self._release_script: Script[bytes] = client.register_script(_RELEASE_LUA)
-        self._dead_script: Script[bytes] = client.register_script(_DEAD_LETTER_LUA)
-        self._forget_script: Script[bytes] = client.register_script(_FORGET_LUA)
+        self._publish_script: Script[bytes] = client.register_script(PUBLISH_LUA)
+        self._ack_script: Script[bytes] = client.register_script(ACK_LUA)
+        self._claim_script: Script[bytes] = client.register_script(CLAIM_LUA)
+        self._release_script: Script[bytes] = client.register_script(RELEASE_LUA)
+        self._dead_script: Script[bytes] = client.register_script(DEAD_LETTER_LUA)
+        self._forget_script: Script[bytes] = client.register_script(FORGET_LUA)
 
     @classmethod
     async def connect(
@@ -327,7 +147,8 @@ class RedisQueue(QueueBase):
         *,
         connect_timeout: float = 5.0,
         stream_timeout: float = 30.0,
-        **options: Any,
+        claim_interval: float | None = None,
+        **options: Unpack[QueueOptions],
     ) -> RedisQueue:
         """An open queue over a new client for ``url``; ``aclose`` closes the client too.
 
@@ -335,15 +156,10 @@ class RedisQueue(QueueBase):
         queue in the task that opened it, after anything opened later (``async with``
         does both).
         """
-        import coredis  # deferred: a fifth of a second to import, and only Redis users pay
-
-        client = coredis.Redis.from_url(
-            url,
-            decode_responses=False,
-            connect_timeout=connect_timeout,
-            stream_timeout=stream_timeout,
-        )
-        queue = cls(client, name, **options)  # bad settings fail here, before any I/O
+        client = redis_client(url, connect_timeout=connect_timeout, stream_timeout=stream_timeout)
+        queue = cls(
+            client, name, claim_interval=claim_interval, **options
+        )  # bad settings fail here, before any I/O
         stack = AsyncExitStack()
         try:
             await stack.enter_async_context(client)
@@ -404,15 +220,15 @@ class RedisQueue(QueueBase):
         dead: list[tuple[str, str, int | None]] = []
         limit = self.max_deliveries
         for entry_id, fields, count in entries:
-            data = _field(fields, "d")
+            data = field(fields, "d")
             if data is None:
-                names = sorted(_text(k) for k in fields or ())
+                names = sorted(text(k) for k in fields or ())
                 reason = f"corrupted entry: no 'd' (payload) field; fields: {names}"
                 dead.append((entry_id, reason, count - 1))
             elif count > limit:
                 dead.append((entry_id, over_delivered(count - 1), count - 1))
             else:
-                leased.append(Leased(entry_id, data, count, _published(fields, entry_id)))
+                leased.append(Leased(entry_id, data, count, published(fields, entry_id)))
         return leased, dead
 
     async def _bury(self, items: Sequence[tuple[str, str, int | None]]) -> list[str]:
@@ -426,7 +242,7 @@ class RedisQueue(QueueBase):
             for entry_id, reason, attempts in items[start : start + _SCRIPT_CHUNK]:
                 args += (entry_id, reason, "" if attempts is None else str(attempts))
             result: Any = await self._dead_script([self.stream, self.dlq], args)
-            moved.extend(_text(v) for v in cast(list[bytes], result or []))
+            moved.extend(text(v) for v in cast(list[bytes], result or []))
         return moved
 
     async def _dead_on_consume(self, dead: list[tuple[str, str, int | None]]) -> None:
@@ -445,10 +261,10 @@ class RedisQueue(QueueBase):
         """Before taking this name's pending entries as leftovers: were they touched lately?
         Then another live process may be using the same name."""
         for info in await self.client.xinfo_consumers(self.stream, self.group):
-            if _text(cast(Any, _info_value(info, "name"))) != self.consumer:
+            if text(cast(Any, info_value(info, "name"))) != self.consumer:
                 continue
-            idle = int(cast(Any, _info_value(info, "idle")) or 0)
-            pending = int(cast(Any, _info_value(info, "pending")) or 0)
+            idle = int(cast(Any, info_value(info, "idle")) or 0)
+            pending = int(cast(Any, info_value(info, "pending")) or 0)
             if pending and idle < self._vt_ms:
                 log.warning(
                     "queue_consumer_name_active",
@@ -478,20 +294,20 @@ class RedisQueue(QueueBase):
             self._recovered = True
         if not pending:
             return []
-        ids = [_text(p.identifier) for p in pending]
+        ids = [text(p.identifier) for p in pending]
         self._recover_from = "(" + ids[-1]
         # XCLAIM counts the delivery and leaves out (and un-pends) entries deleted meanwhile.
         entries = cast(
             tuple[Any, ...],
             await self.client.xclaim(self.stream, self.group, self.consumer, 0, ids),
         )
-        attempts = {_text(p.identifier): int(p.delivered) + 1 for p in pending}
+        attempts = {text(p.identifier): int(p.delivered) + 1 for p in pending}
         if len(entries) < len(ids):
             log.warning(
                 "queue_pending_entries_gone", queue=self.name, entries=len(ids) - len(entries)
             )
         leased, dead = self._decode(
-            (i, e.field_values, attempts.get(i, 1)) for e in entries for i in (_text(e.identifier),)
+            (i, e.field_values, attempts.get(i, 1)) for e in entries for i in (text(e.identifier),)
         )
         await self._dead_on_consume(dead)
         if leased:
@@ -505,7 +321,7 @@ class RedisQueue(QueueBase):
             [self.group, self.consumer, str(self._vt_ms), self._claim_cursor, str(count)],
         )
         cursor, entries, deleted, counts = reply
-        self._claim_cursor = _text(cursor)
+        self._claim_cursor = text(cursor)
         if self._claim_cursor == "0-0":
             self._next_claim = anyio.current_time() + self.claim_interval
         if deleted:
@@ -513,12 +329,12 @@ class RedisQueue(QueueBase):
                 "queue_pending_entries_gone",
                 queue=self.name,
                 entries=len(deleted),
-                first=_text(deleted[0]),
+                first=text(deleted[0]),
             )
         if not entries:
             return []
         leased, dead = self._decode(
-            (_text(entry_id), _pairs(fields), int(n))
+            (text(entry_id), pairs(fields), int(n))
             for (entry_id, fields), n in zip(entries, counts, strict=True)
         )
         await self._dead_on_consume(dead)
@@ -536,7 +352,7 @@ class RedisQueue(QueueBase):
         if not reply:
             return []
         entries = next(iter(reply.values()))
-        leased, dead = self._decode((_text(e.identifier), e.field_values, 1) for e in entries)
+        leased, dead = self._decode((text(e.identifier), e.field_values, 1) for e in entries)
         await self._dead_on_consume(dead)
         return leased
 
@@ -576,7 +392,7 @@ class RedisQueue(QueueBase):
             return
         with self._errors("open"):
             info = await self.client.info("server")
-            version = str(_text(cast(Any, info.get("redis_version", "0"))))
+            version = str(text(cast(Any, info.get("redis_version", "0"))))
             numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
             if numbers < MIN_REDIS:
                 raise QueueBackendError(
@@ -595,7 +411,7 @@ class RedisQueue(QueueBase):
         maxlen = str(self.retain).encode() if self.keep_acked else b""
         with self._errors("publish"):
             ids: Any = await self._publish_script([self.stream], [now, maxlen, *data])
-        return [_text(entry_id) for entry_id in ids]
+        return [text(entry_id) for entry_id in ids]
 
     async def consume(self, max_count: int, *, wait: float = 1.0) -> list[Leased]:
         check_count("max_count", max_count)
@@ -609,7 +425,7 @@ class RedisQueue(QueueBase):
 
     async def ack(self, ids: Sequence[str]) -> None:
         self._check_open()
-        entry_ids = _check_entry_ids(ids)
+        entry_ids = check_entry_ids(ids)
         if not entry_ids:
             return
         keep = "1" if self.keep_acked else "0"
@@ -629,7 +445,7 @@ class RedisQueue(QueueBase):
     async def release(self, ids: Sequence[str], *, delay: float = 0.0) -> None:
         self._check_open()
         delay = check_seconds("delay", delay)
-        entry_ids = _check_entry_ids(ids)
+        entry_ids = check_entry_ids(ids)
         if not entry_ids:
             return
         idle_ms = max(0, self._vt_ms - round(delay * 1000))
@@ -644,7 +460,7 @@ class RedisQueue(QueueBase):
 
     async def extend(self, ids: Sequence[str]) -> None:
         self._check_open()
-        entry_ids = _check_entry_ids(ids)
+        entry_ids = check_entry_ids(ids)
         if not entry_ids:
             return
         with self._errors("extend"):
@@ -656,7 +472,7 @@ class RedisQueue(QueueBase):
     async def dead_letter(self, items: Sequence[tuple[str, str]]) -> None:
         self._check_open()
         reasons = check_dead_items(items)
-        _check_entry_ids(list(reasons))
+        check_entry_ids(list(reasons))
         if not reasons:
             return
         with self._errors("dead_letter"):
@@ -678,16 +494,16 @@ class RedisQueue(QueueBase):
         for entry in entries:
             fields = entry.field_values
             try:
-                attempts = int(_field(fields, "attempts") or b"0")
+                attempts = int(field(fields, "attempts") or b"0")
             except ValueError:
                 attempts = 0
             out.append(
                 DeadLetter(
-                    (_field(fields, "id") or b"").decode("utf-8", "replace"),
-                    _field(fields, "data") or b"",
+                    (field(fields, "id") or b"").decode("utf-8", "replace"),
+                    field(fields, "data") or b"",
                     attempts,
-                    (_field(fields, "reason") or b"").decode("utf-8", "replace"),
-                    _published(fields, _text(entry.identifier)),
+                    (field(fields, "reason") or b"").decode("utf-8", "replace"),
+                    published(fields, text(entry.identifier)),
                 )
             )
         return out
@@ -697,7 +513,7 @@ class RedisQueue(QueueBase):
             pipe.xlen(self.stream)
             pipe.xinfo_groups(self.stream)
         length, groups = cast(tuple[int, Any], pipe.results)
-        return int(length), _group_info(groups, self.group)
+        return int(length), group_info(groups, self.group)
 
     async def depth(self) -> int:
         self._check_open()
@@ -707,8 +523,8 @@ class RedisQueue(QueueBase):
             length, info = await self._group_state()
         if info is None:
             return length
-        lag = _info_value(info, "lag")
-        pending = int(_info_value(info, "pending") or 0)
+        lag = info_value(info, "lag")
+        pending = int(info_value(info, "pending") or 0)
         if lag is None:
             # Redis cannot tell how many are undelivered: count everything kept.
             return length
@@ -724,7 +540,7 @@ class RedisQueue(QueueBase):
         if not first:
             return 0.0
         entry = first[0]
-        return max(0.0, time.time() - _published(entry.field_values, _text(entry.identifier)))
+        return max(0.0, time.time() - published(entry.field_values, text(entry.identifier)))
 
     async def _oldest_unacked(self) -> tuple[StreamEntry, ...]:
         summary = await self.client.xpending(self.stream, self.group)
@@ -734,14 +550,14 @@ class RedisQueue(QueueBase):
             if found:
                 return found
         _, info = await self._group_state()
-        last = _text(_info_value(info, "last-delivered-id") or b"0-0") if info else "0-0"
+        last = text(info_value(info, "last-delivered-id") or b"0-0") if info else "0-0"
         return await self.client.xrange(self.stream, "(" + last, "+", count=1)
 
     async def tail(self, after: str | None, limit: int = 100, *, wait: float = 0.0) -> list[Entry]:
         check_count("limit", limit)
         wait = check_seconds("wait", wait)
         self._check_open()
-        if after is not None and (not isinstance(after, str) or not _AFTER_ID.fullmatch(after)):
+        if after is not None and (not isinstance(after, str) or not AFTER_ID.fullmatch(after)):
             raise ValueError(f"invalid Redis stream id {after!r} for tail: expected 'ms-seq'")
         start = after or "0-0"
         deadline = anyio.current_time() + wait
@@ -757,7 +573,7 @@ class RedisQueue(QueueBase):
         if not reply:
             return []
         return [
-            Entry(_text(entry.identifier), _field(entry.field_values, "d") or b"")
+            Entry(text(entry.identifier), field(entry.field_values, "d") or b"")
             for entry in next(iter(reply.values()))
         ]
 

@@ -35,19 +35,28 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, TypeVar, Unpack
 
 import anyio
 import anyio.to_thread
 import structlog
 
 from ...errors import QueueBackendError, QueueClosedError, QueueError
-from ..sqlite_calls import call_sqlite, immediate_transaction
+from ..sqlite_calls import (
+    call_sqlite,
+    check_synchronous,
+    chunks,
+    close_sqlite,
+    connect,
+    immediate_transaction,
+    marks,
+)
 from .base import (
     DeadLetter,
     Entry,
     Leased,
     QueueBase,
+    QueueOptions,
     check_count,
     check_dead_items,
     check_ids,
@@ -60,8 +69,6 @@ log = structlog.get_logger("smpp_bridge.bridge.queues")
 
 R = TypeVar("R")
 
-# Far below SQLite's bound-parameter limit (32766 since 3.32, 999 before).
-_SQL_CHUNK: Final = 500
 _PAYLOAD_TYPES: Final = frozenset(("blob", "text"))
 # Every column read through a CAST, so no stored value (text that is not UTF-8, a number where
 # a blob belongs) can make the fetch itself fail: a bad row is dead-lettered, never a crash.
@@ -88,14 +95,6 @@ def _parse_id(entry_id: str) -> int:
     return int(entry_id)
 
 
-def _chunks(values: Sequence[int]) -> list[Sequence[int]]:
-    return [values[i : i + _SQL_CHUNK] for i in range(0, len(values), _SQL_CHUNK)]
-
-
-def _marks(count: int) -> str:
-    return ",".join("?" * count)
-
-
 class SqliteQueue(QueueBase):
     """A ``WorkQueue`` in the SQLite file ``path`` (see the module docstring).
 
@@ -106,6 +105,10 @@ class SqliteQueue(QueueBase):
     call waits for another process's write lock before failing with ``QueueBackendError``.
     ``inline`` runs each call on the event loop's thread (the default: cheaper than a worker
     thread hop; see ``smpp_bridge.storage.sqlite_calls``); ``False`` uses a worker thread.
+
+    Raises ``ValueError`` or ``TypeError`` for a bad setting or argument; every call raises
+    ``QueueClosedError`` after ``aclose``, and ``QueueBackendError`` when SQLite fails (a
+    file locked past ``busy_timeout``, a full disk).
     """
 
     backend = "sqlite"
@@ -115,37 +118,22 @@ class SqliteQueue(QueueBase):
         path: str | Path,
         name: str,
         *,
-        prefix: str = "smpp-bridge",
-        consumer: str | None = None,
-        visibility_timeout: float = 60.0,
-        max_deliveries: int = 5,
-        retain: int = 1_000_000,
-        keep_acked: bool = False,
         synchronous: str = "NORMAL",
         busy_timeout: float = 5.0,
         poll_interval: float = 0.025,
         inline: bool = True,
+        **options: Unpack[QueueOptions],
     ) -> None:
-        super().__init__(
-            name,
-            prefix=prefix,
-            consumer=consumer,
-            visibility_timeout=visibility_timeout,
-            max_deliveries=max_deliveries,
-            retain=retain,
-            keep_acked=keep_acked,
-        )
+        super().__init__(name, **options)
         if not str(path):
             raise ValueError("SQLite queue path must not be empty")
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"invalid synchronous setting {synchronous!r}")
+        self._synchronous = check_synchronous(synchronous)
         if not busy_timeout >= 0:
             raise ValueError(f"busy_timeout must be >= 0 seconds; got {busy_timeout!r}")
         if not poll_interval > 0:
             raise ValueError(f"poll_interval must be > 0 seconds; got {poll_interval!r}")
         self.path = str(path)
         self.poll_interval = float(poll_interval)
-        self._synchronous = synchronous.upper()
         self._busy_ms = int(busy_timeout * 1000)
         self._table_name = f"{self.prefix}:q:{self.name}"
         self._table = f'"{self._table_name}"'
@@ -166,43 +154,44 @@ class SqliteQueue(QueueBase):
             raise QueueClosedError(f"sqlite queue {self.name!r} is closed")
         if self._conn is not None:
             return self._conn
-        # Autocommit mode: every call opens its own transaction explicitly.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() not in ("wal", "memory"):
-                log.warning("sqlite_not_wal", path=self.path, journal_mode=mode)
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            with immediate_transaction(conn):
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._table} ("
-                    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                    " data BLOB NOT NULL,"
-                    " enqueued_at REAL NOT NULL,"
-                    " lease_until REAL NOT NULL DEFAULT 0,"
-                    " consumer TEXT,"
-                    " deliveries INTEGER NOT NULL DEFAULT 0,"
-                    " acked INTEGER NOT NULL DEFAULT 0)"
-                )
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {self._index}"
-                    f" ON {self._table} (lease_until, id) WHERE acked = 0"
-                )
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._dlq} ("
-                    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-                    " id TEXT NOT NULL,"
-                    " data BLOB NOT NULL,"
-                    " attempts INTEGER NOT NULL,"
-                    " reason TEXT NOT NULL,"
-                    " dead_at REAL NOT NULL)"
-                )
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
+        self._conn = connect(
+            self.path,
+            self._synchronous,
+            self._create_tables,
+            busy_timeout_ms=self._busy_ms,
+            journal_mode=self._check_journal_mode,
+        )
+        return self._conn
+
+    def _check_journal_mode(self, mode: str) -> None:
+        if mode.lower() not in ("wal", "memory"):
+            log.warning("sqlite_not_wal", path=self.path, journal_mode=mode)
+
+    def _create_tables(self, conn: sqlite3.Connection) -> None:
+        with immediate_transaction(conn):
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._table} ("
+                " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " data BLOB NOT NULL,"
+                " enqueued_at REAL NOT NULL,"
+                " lease_until REAL NOT NULL DEFAULT 0,"
+                " consumer TEXT,"
+                " deliveries INTEGER NOT NULL DEFAULT 0,"
+                " acked INTEGER NOT NULL DEFAULT 0)"
+            )
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {self._index}"
+                f" ON {self._table} (lease_until, id) WHERE acked = 0"
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._dlq} ("
+                " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " id TEXT NOT NULL,"
+                " data BLOB NOT NULL,"
+                " attempts INTEGER NOT NULL,"
+                " reason TEXT NOT NULL,"
+                " dead_at REAL NOT NULL)"
+            )
 
     def _transaction(self, body: Callable[[sqlite3.Connection], R]) -> R:
         with immediate_transaction(self._connection()) as conn:
@@ -210,15 +199,15 @@ class SqliteQueue(QueueBase):
 
     def _remove(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
         """Take entries off the queue: delete them, or mark them acknowledged on a log."""
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             if self.keep_acked:
                 conn.execute(
                     f"UPDATE {self._table} SET acked = 1, consumer = NULL, lease_until = 0"
-                    f" WHERE id IN ({_marks(len(chunk))})",
+                    f" WHERE id IN ({marks(len(chunk))})",
                     chunk,
                 )
             else:
-                conn.execute(f"DELETE FROM {self._table} WHERE id IN ({_marks(len(chunk))})", chunk)
+                conn.execute(f"DELETE FROM {self._table} WHERE id IN ({marks(len(chunk))})", chunk)
 
     def _bury(
         self, conn: sqlite3.Connection, rows: list[tuple[int, bytes, int, str]], now: float
@@ -309,11 +298,11 @@ class SqliteQueue(QueueBase):
                         taken.leased.append(Leased(str(row_id), data, deliveries + 1, enqueued_at))
                 self._bury(conn, dead, now)
                 taken.dead.extend((str(row[0]), row[3]) for row in dead)
-                for chunk in _chunks(lease):
+                for chunk in chunks(lease):
                     conn.execute(
                         f"UPDATE {table} SET lease_until = ?, consumer = ?,"
                         " deliveries = CAST(deliveries AS INTEGER) + 1"
-                        f" WHERE id IN ({_marks(len(chunk))})",
+                        f" WHERE id IN ({marks(len(chunk))})",
                         (until, self.consumer, *chunk),
                     )
             if not taken.leased:
@@ -332,28 +321,17 @@ class SqliteQueue(QueueBase):
     def _ack_sync(self, ids: list[int]) -> None:
         self._transaction(lambda conn: self._remove(conn, ids))
 
-    def _release_sync(self, ids: list[int], delay: float) -> int:
+    def _lease_for_sync(self, ids: list[int], seconds: float) -> int:
+        """Lease the entries this consumer holds for ``seconds`` from now (release: the
+        delay, extend: the visibility timeout); how many it held."""
+
         def body(conn: sqlite3.Connection) -> int:
-            until = time.time() + delay
+            until = time.time() + seconds
             count = 0
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 count += conn.execute(
                     f"UPDATE {self._table} SET lease_until = ?"
-                    f" WHERE id IN ({_marks(len(chunk))}) AND acked = 0 AND consumer = ?",
-                    (until, *chunk, self.consumer),
-                ).rowcount
-            return count
-
-        return self._transaction(body)
-
-    def _extend_sync(self, ids: list[int]) -> int:
-        def body(conn: sqlite3.Connection) -> int:
-            until = time.time() + self.visibility_timeout
-            count = 0
-            for chunk in _chunks(ids):
-                count += conn.execute(
-                    f"UPDATE {self._table} SET lease_until = ?"
-                    f" WHERE id IN ({_marks(len(chunk))}) AND acked = 0 AND consumer = ?",
+                    f" WHERE id IN ({marks(len(chunk))}) AND acked = 0 AND consumer = ?",
                     (until, *chunk, self.consumer),
                 ).rowcount
             return count
@@ -365,10 +343,10 @@ class SqliteQueue(QueueBase):
             now = time.time()
             found: list[tuple[int, bytes, int, str]] = []
             ids = list(items)
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 cursor = conn.execute(
                     f"SELECT {_ROW} FROM {self._table}"
-                    f" WHERE id IN ({_marks(len(chunk))}) AND acked = 0",
+                    f" WHERE id IN ({marks(len(chunk))}) AND acked = 0",
                     chunk,
                 )
                 for row_id, _kind, data, _enqueued_at, deliveries in cursor:
@@ -532,7 +510,7 @@ class SqliteQueue(QueueBase):
         rowids = [_parse_id(i) for i in check_ids(ids)]
         if not rowids:
             return
-        count = await self._call("release", self._release_sync, rowids, delay)
+        count = await self._call("release", self._lease_for_sync, rowids, delay)
         self._wake()
         if count < len(rowids):
             log.warning("queue_release_not_held", queue=self.name, entries=len(rowids) - count)
@@ -542,7 +520,7 @@ class SqliteQueue(QueueBase):
         rowids = [_parse_id(i) for i in check_ids(ids)]
         if not rowids:
             return
-        count = await self._call("extend", self._extend_sync, rowids)
+        count = await self._call("extend", self._lease_for_sync, rowids, self.visibility_timeout)
         if count < len(rowids):
             # Acked meanwhile, dead-lettered, or leased by another consumer after ours ran out.
             log.warning("queue_lease_lost", queue=self.name, entries=len(rowids) - count)
@@ -594,8 +572,7 @@ class SqliteQueue(QueueBase):
             return
         self._closed = True
         self._wake()
-        async with self._lock:
-            await anyio.to_thread.run_sync(self._close_sync)
+        await close_sqlite(self._lock, self._close_sync)
 
 
 __all__ = ["SqliteQueue"]

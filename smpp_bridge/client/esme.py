@@ -36,6 +36,7 @@ from ..codec.pdus import (
 from ..codec.segment import Concat
 from ..codec.text import DEFAULT_PROFILE, EncodingProfile
 from ..driver.driver import BatchHandler, Callback, Driver, RequestHandler
+from ..driver.tasks import BodyError
 from ..errors import (
     BindError,
     SessionClosedError,
@@ -394,29 +395,31 @@ async def open_session(
     )
     # Errors from the bind or from the caller's block are re-raised after the driver's task
     # group has exited, so callers see them as they are, not wrapped in an exception group.
-    saved: BaseException | None = None
+    saved = BodyError()
     async with anyio.create_task_group() as tg:
         await tg.start(driver.run)
-        try:
-            resp = await driver.request(bind_pdu, timeout=bind_timeout, check=False)
-            if resp.command_status != 0:
-                driver.close("bind refused")
-                raise BindError(resp.command_status, f"{bind_cls.command_name} as {system_id!r}")
-            client = Client(driver, profile=profile, system_id=getattr(resp, "system_id", ""))
+        with saved:
             try:
-                yield client
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await client.unbind()
-        except BaseException as exc:
-            saved = exc
-            driver.close("session ended by an error")
+                resp = await driver.request(bind_pdu, timeout=bind_timeout, check=False)
+                if resp.command_status != 0:
+                    driver.close("bind refused")
+                    raise BindError(
+                        resp.command_status, f"{bind_cls.command_name} as {system_id!r}"
+                    )
+                client = Client(driver, profile=profile, system_id=getattr(resp, "system_id", ""))
+                try:
+                    yield client
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await client.unbind()
+            except BaseException:
+                driver.close("session ended by an error")
+                raise
         # The session is closed on every path here. The task group waits for ``driver.run``
         # to hand the requests already read to the handlers (bounded by the driver's
         # ``close_drain_timeout``); cancelling it would lose them. A cancellation from outside
         # still reaches it at once.
-    if saved is not None:
-        raise saved
+    saved.reraise()
 
 
 __all__ = [

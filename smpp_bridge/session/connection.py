@@ -19,7 +19,6 @@ every unanswered request, and each response answers one of those under its numbe
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Final
 
@@ -39,6 +38,7 @@ from ..errors import (
     RemoteProtocolError,
     WindowFull,
 )
+from .config import SessionConfig
 from .events import (
     NEED_DATA,
     ConnectionClosed,
@@ -78,30 +78,6 @@ _CLOSED = State.CLOSED  # an Enum member read through its class costs as much as
 _AWAITING_BIND = frozenset({State.OPEN, State.OUTBOUND})
 # A bind here is a second bind on a bound (or binding) session: ESME_RALYBND, not RINVBNDSTS.
 _HOLDS_BIND = BOUND_STATES | {State.BINDING, State.UNBINDING}
-
-
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    """Timers (seconds) and limits of one session. ``None`` disables a timer."""
-
-    window: int = 10
-    response_timeout: float = 30.0
-    enquire_link_interval: float | None = 30.0
-    enquire_link_timeout: float = 10.0
-    inactivity_timeout: float | None = None
-    session_init_timeout: float | None = None
-    max_command_length: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ValueError(f"window must be at least 1, got {self.window}")
-        for name in ("response_timeout", "enquire_link_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        for name in ("enquire_link_interval", "inactivity_timeout", "session_init_timeout"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None")
 
 
 def _may_send(role: Role) -> dict[State, frozenset[int]]:

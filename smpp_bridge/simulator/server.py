@@ -55,8 +55,9 @@ from .config import (
     resolve_status,
     validate,
 )
+from .outbound import AccountState, Kind, Outbound
 from .scheduler import Scheduler
-from .smsc import AccountState, Outbound, SmscSession
+from .smsc import SmscSession
 from .stats import Stats
 
 S = CommandStatus
@@ -453,14 +454,14 @@ class Simulator:
 
     def expire(self, out: Outbound) -> None:
         """A stored deliver_sm outlived ``receipts.store_expiry``."""
-        if out.kind == "receipt":
+        if out.kind == Kind.RECEIPT:
             out.account.counters.dlrs_expired += 1
-        elif out.kind == "mo":
+        elif out.kind == Kind.MO:
             out.account.counters.mo_expired += 1
         self._give_up(out, _ledger.EXPIRED)
 
     def _give_up(self, out: Outbound, fate: int) -> None:
-        if out.kind == "receipt":
+        if out.kind == Kind.RECEIPT:
             out.account.counters.dlrs_lost += 1
         self._settle(out, fate)
 
@@ -526,7 +527,7 @@ class Simulator:
                     short_message=seg.short_message,
                     tlvs=seg.tlvs,
                 ),
-                "mo",
+                Kind.MO,
                 "",
                 account,
                 None,

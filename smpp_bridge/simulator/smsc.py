@@ -14,7 +14,6 @@ fit its window waits in order in the session's ``pending``.
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.abc
 
-from ..codec.constants import INTERFACE_VERSION_34, CommandId, CommandStatus
+from ..codec.constants import INTERFACE_VERSION_34, CommandStatus
 from ..codec.pdus import (
     BindReceiver,
     BindTransceiver,
@@ -31,7 +30,6 @@ from ..codec.pdus import (
     CancelSm,
     DataSm,
     DataSmResp,
-    DeliverSm,
     Pdu,
     QueryBroadcastSm,
     QuerySm,
@@ -48,15 +46,15 @@ from ..driver.driver import DEFERRED, Deferred, Driver
 from ..errors import LocalProtocolError, SessionClosedError, WindowFull
 from ..session import Connection, Role, State
 from . import ledger as _ledger
-from .behaviours import ReceiptOutcome, TokenBucket, original_text
-from .config import Account, BindType, resolve_status
-from .stats import Counters
+from .config import BindType
+from .faults import SessionFaults
+from .outbound import AccountState, Kind, Outbound
+from .receipts import ReceiptPlanning
 from .stream import SessionStream
 
 if TYPE_CHECKING:
     from .server import Simulator
 
-C = CommandId
 S = CommandStatus
 
 _Answer = Pdu | Deferred | None  # what an inline handler returns (see Driver)
@@ -67,9 +65,7 @@ _BIND_TYPES: Final[dict[type[Pdu], BindType]] = {
     BindTransceiver: "trx",
 }
 _RECEIVES: Final = frozenset({"rx", "trx"})
-_SUBMITS: Final = frozenset({SubmitSm, DataSm, SubmitMulti})
 _MESSAGE_PAYLOAD: Final = int(Tag.message_payload)
-_ACKED: Final = _ledger.ACKED
 # What the simulator answers to the requests it does not carry out (it keeps no message store).
 _NOT_SUPPORTED: Final[dict[type[Pdu], int]] = {
     QuerySm: S.ESME_RQUERYFAIL,
@@ -80,165 +76,14 @@ _NOT_SUPPORTED: Final[dict[type[Pdu], int]] = {
     CancelBroadcastSm: S.ESME_RBCASTCANCELFAIL,
 }
 # Read once: an Enum member read through its class costs a lookup per receipt.
-_RECEIPTED_MESSAGE_ID: Final = int(Tag.receipted_message_id)
 _BOUND_TRX: Final = State.BOUND_TRX
 _BOUND_RX: Final = State.BOUND_RX
-ESM_RECEIPT: Final = 0x04
-ESM_INTERMEDIATE: Final = 0x20
-# registered_delivery: bits 0-1 select the final receipt, bit 4 asks for intermediates.
-RD_FINAL_MASK: Final = 0x03
-RD_INTERMEDIATE: Final = 0x10
-
-# Garbled PDUs for the ``garble`` fault (sequence numbers patched in when sent).
-_GARBLE_HEADERS: Final[dict[str, tuple[int, int]]] = {
-    "command_id": (16, 0x000000F0),  # a reserved command_id: the ESME answers generic_nack
-    "length": (8, C.deliver_sm),  # command_length below the header: framing is lost
-}
+_RECEIPT: Final = Kind.RECEIPT
+_INTERMEDIATE: Final = Kind.INTERMEDIATE
+_MO: Final = Kind.MO
 
 
-class AccountState:
-    """An account at run time: its config, counters, binds, and its store: receipts and MO
-    parts waiting for a receiving bind with room (in order; returned ones in front)."""
-
-    def __init__(self, config: Account, counters: Counters) -> None:
-        self.config = config
-        self.counters = counters
-        self.sessions: list[SmscSession] = []
-        self.receivers: list[SmscSession] = []
-        self.store: deque[Outbound] = deque()
-        self._next = 0
-        self.window_status = resolve_status(config.window_status)
-        self.bucket = (
-            TokenBucket(config.tps, config.tps_burst or max(1.0, config.tps))
-            if config.tps is not None
-            else None
-        )
-
-    @property
-    def system_id(self) -> str:
-        return self.config.system_id
-
-    def attach(self, session: SmscSession) -> None:
-        self.sessions.append(session)
-        if session.bind_type in _RECEIVES:
-            self.receivers.append(session)
-
-    def detach(self, session: SmscSession) -> None:
-        if session in self.sessions:
-            self.sessions.remove(session)
-        if session in self.receivers:
-            self.receivers.remove(session)
-
-    def receiver(self) -> SmscSession | None:
-        """The next bound RX/TRX bind, round robin; None when the account has none."""
-        receivers = self.receivers
-        for _ in range(len(receivers)):
-            self._next = (self._next + 1) % len(receivers)
-            session = receivers[self._next]
-            if session.can_receive:
-                return session
-        return None
-
-    def ready_receiver(self, exclude: SmscSession | None = None) -> SmscSession | None:
-        """A receiving bind (other than ``exclude``) that can start a deliver_sm at once."""
-        receivers = self.receivers
-        n = len(receivers)
-        if n == 1:
-            session = receivers[0]
-            return session if session is not exclude and session.ready else None
-        for _ in range(n):
-            self._next = (self._next + 1) % n
-            session = receivers[self._next]
-            if session is not exclude and session.ready:
-                return session
-        return None
-
-    def pump(self) -> None:
-        """Let every receiving bind take what it has room for from the store."""
-        for session in list(self.receivers):
-            if not self.store:
-                return
-            session.drain()
-
-
-class Outbound:
-    """One deliver_sm the simulator owes an ESME (a receipt or an MO part), until it is
-    acknowledged or given up. It is its own completion callback (no closure per message)."""
-
-    __slots__ = (
-        "account",
-        "attempts",
-        "avoid",
-        "born",
-        "dropped",
-        "entry",
-        "kind",
-        "origin",
-        "pdu",
-        "sent",
-        "session",
-        "stat",
-    )
-
-    def __init__(  # noqa: PLR0917 - built per receipt: positional is cheaper
-        self,
-        pdu: DeliverSm,
-        kind: str,
-        stat: str,
-        account: AccountState,
-        origin: SmscSession | None,
-        entry: int = -1,
-        avoid: bool = False,
-    ) -> None:
-        self.pdu = pdu
-        self.kind = kind  # "receipt", "intermediate" or "mo"
-        self.stat = stat
-        self.account = account
-        # The submitting bind: the receipt goes to it first (or, with ``avoid``, to another
-        # receiving bind first); once routed the preference is spent.
-        self.origin = origin
-        self.avoid = avoid
-        self.entry = entry  # the ledger row of a final receipt, else -1
-        self.session: SmscSession | None = None
-        self.attempts = 0
-        self.sent = False
-        self.dropped = False  # its connection closed before its deliver_sm_resp
-        self.born = 0.0  # when it first came due (set when a store expiry is configured)
-
-    def __call__(self, request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
-        session = self.session
-        assert session is not None
-        self.session = None
-        if response is not None:
-            status = response.command_status
-            if status == 0:
-                counters = self.account.counters
-                kind = self.kind
-                if kind == "receipt":
-                    counters.dlrs_acked += 1
-                    if self.entry >= 0:
-                        ledger = session.sim.stats.ledger
-                        if ledger is not None:
-                            ledger.settle(self.entry, _ACKED)
-                elif kind == "mo":
-                    counters.mo_acked += 1
-            else:
-                session.sim.refused(self, status)
-        elif isinstance(error, SessionClosedError):
-            # The connection dropped with it unanswered: back to the front of the store.
-            self.dropped = True
-            if session.closed:
-                session.sim.put_back(self.account, [self])
-            else:
-                session.returned.append(self)
-            return
-        else:
-            # No deliver_sm_resp in time on a live session: a transient refusal.
-            session.sim.refused(self, None)
-        session.drain()
-
-
-class SmscSession:
+class SmscSession(SessionFaults, ReceiptPlanning):
     """The simulator's side of one connection. ``run()`` serves it until it ends."""
 
     def __init__(self, sim: Simulator, stream: anyio.abc.ByteStream) -> None:
@@ -530,147 +375,6 @@ class SmscSession:
             return self._respond_with_receipts(resp, outs, before)
         return self._respond(resp)
 
-    # ------------------------------------------------------------------ receipts
-
-    def _plan_receipts(
-        self,
-        pdu: SubmitSm | DataSm | SubmitMulti,
-        number: int,
-        message_id: str,
-        dest: tuple[int, int, str],
-        entry: int,
-    ) -> tuple[list[tuple[float, Outbound]], bool]:
-        """The receipts one accepted message gets, each with its delay from now, and whether
-        they go out before the submit_sm_resp."""
-        sim = self.sim
-        rd = pdu.registered_delivery
-        outcome = sim.pick_outcome()
-        final = rd & RD_FINAL_MASK
-        if final == 1:
-            want_final = True
-        elif final == 2:
-            want_final = not outcome.success
-        else:
-            want_final = final == 3 and outcome.success
-        intermediates = sim.intermediates if rd & RD_INTERMEDIATE or sim.always_intermediate else ()
-        if not want_final and not intermediates:
-            return [], False
-        account = self.account
-        assert account is not None
-        wall = self.stream.now + sim.wall_offset
-        delay = sim.receipt_delay()
-        receipt_id = sim.ids.for_receipt(number)
-        text = ""
-        if sim.formatter.include_text and not isinstance(pdu, DataSm):
-            text = original_text(pdu.short_message, pdu.data_coding, pdu.esm_class)
-        origin = self if sim.route_origin else None
-        avoid = sim.route_other
-        before = sim.receipt_before_resp
-        chaos = sim.chaos
-        if chaos is not None:
-            mode = chaos.receipt_mode()
-            if mode == "before_resp":
-                delay, before = 0.0, True
-            elif mode == "other_bind":
-                origin, avoid = self, True
-            elif mode == "same_bind":
-                delay, origin, avoid, before = 0.0, self, False, False
-        outs: list[tuple[float, Outbound]] = []
-        for step_outcome in intermediates:
-            step = min(sim.intermediate_delay(), delay)
-            built = self._receipt_pdu(
-                pdu, dest, ESM_INTERMEDIATE, receipt_id, message_id, step_outcome, wall, step, text
-            )
-            outs.append(
-                (
-                    step,
-                    Outbound(built, "intermediate", step_outcome.stat, account, origin, -1, avoid),
-                )
-            )
-        if want_final:
-            built = self._receipt_pdu(
-                pdu, dest, ESM_RECEIPT, receipt_id, message_id, outcome, wall, delay, text
-            )
-            outs.append(
-                (delay, Outbound(built, "receipt", outcome.stat, account, origin, entry, avoid))
-            )
-            if entry >= 0:
-                ledger = self._ledger
-                assert ledger is not None
-                ledger.owe(entry, outcome.stat)
-        return outs, before
-
-    def _receipt_pdu(  # noqa: PLR0917 - a private hot-path helper: positional is cheaper
-        self,
-        pdu: SubmitSm | DataSm | SubmitMulti,
-        dest: tuple[int, int, str],
-        esm_class: int,
-        receipt_id: str,
-        message_id: str,
-        outcome: ReceiptOutcome,
-        wall: float,
-        delay: float,
-        text: str,
-    ) -> DeliverSm:
-        """A receipt deliver_sm: from the message's destination back to its source."""
-        sim = self.sim
-        body = sim.formatter.text(receipt_id, outcome, wall, wall + delay, text)
-        tlvs: tuple[Tlv, ...] = ()
-        if self._receipt_tlvs:
-            # receipted_message_id carries the id as submit_sm_resp gave it (the spec's rule),
-            # whatever rendering the text uses.
-            tlvs = (
-                Tlv(_RECEIPTED_MESSAGE_ID, message_id.encode("latin-1") + b"\x00"),
-                *outcome.state_tlvs,
-            )
-        return DeliverSm(
-            source_addr_ton=dest[0],
-            source_addr_npi=dest[1],
-            source_addr=dest[2],
-            dest_addr_ton=pdu.source_addr_ton,
-            dest_addr_npi=pdu.source_addr_npi,
-            destination_addr=pdu.source_addr,
-            esm_class=esm_class,
-            data_coding=sim.receipt_data_coding,
-            short_message=body,
-            tlvs=tlvs,
-        )
-
-    def _respond_with_receipts(
-        self, resp: Pdu, outs: list[tuple[float, Outbound]], before: bool
-    ) -> _Answer:
-        sim = self.sim
-        now = self.stream.now
-        last = 0.0
-        immediate: list[Outbound] = []
-        for delay, out in outs:
-            if delay > 0:
-                sim.scheduler.call_at(now + delay, sim.route, out)
-                last = max(last, delay)
-            else:
-                immediate.append(out)
-        if before:
-            for out in immediate:
-                sim.route(out)
-            if last > 0:
-                # Same due time, scheduled after the receipts: it leaves right after them.
-                sim.scheduler.call_at(now + last, self._send_response, resp)
-                return DEFERRED
-            return self._respond(resp)
-        if not immediate:
-            return self._respond(resp)
-        answer = self._respond(resp)
-        if answer is not DEFERRED:
-            # Queue the response ahead of the receipts it announces.
-            assert isinstance(answer, Pdu)
-            # (The session may have closed under this batch, read with a framing error: the
-            # response cannot go then, but the receipts are owed all the same.)
-            with contextlib.suppress(LocalProtocolError):
-                self._queue(answer)
-        for out in immediate:
-            sim.route(out)
-        return DEFERRED
-
     # ------------------------------------------------------------------ deliver_sm out
 
     @property
@@ -724,19 +428,19 @@ class SmscSession:
             out.sent = True
             counters = out.account.counters
             kind = out.kind
-            if kind == "receipt":
+            if kind == _RECEIPT:
                 dlrs = counters.dlrs
                 dlrs[out.stat] = dlrs.get(out.stat, 0) + 1
-            elif kind == "intermediate":
+            elif kind == _INTERMEDIATE:
                 inter = counters.intermediates
                 inter[out.stat] = inter.get(out.stat, 0) + 1
             else:
                 counters.mo_parts += 1
         elif out.dropped:
             out.dropped = False
-            if out.kind == "receipt":
+            if out.kind == _RECEIPT:
                 out.account.counters.dlrs_redelivered += 1
-            elif out.kind == "mo":
+            elif out.kind == _MO:
                 out.account.counters.mo_redelivered += 1
 
     def drain(self) -> None:
@@ -851,125 +555,6 @@ class SmscSession:
             self.deliver(out)
         self.schedule_mo(anyio.current_time())
 
-    # ------------------------------------------------------------------ faults
 
-    def _fault(self, pdu: Pdu) -> _Answer | None:
-        """Apply the per-request faults: None to go on, else the answer (``DEFERRED`` when the
-        request is taken: held, ignored, or never answered)."""
-        if self._aborting:
-            return DEFERRED
-        if self._dropping:
-            self.counters.ignored_after_drop += 1
-            return DEFERRED
-        faults = self.sim.config.faults
-        n = self.pdus
-        if faults.close_after_pdus is not None and n >= faults.close_after_pdus:
-            self.counters.fault_closes += 1
-            self.abort(f"fault: close after {faults.close_after_pdus} PDUs")
-            return DEFERRED
-        stream = self.stream
-        if faults.stall_after_pdus is not None and n == faults.stall_after_pdus:
-            self.counters.stalls += 1
-            stream.stall()
-            if faults.stall_for is not None:
-                self.sim.scheduler.call_at(stream.now + faults.stall_for, self._end_stall)
-        if stream.stalled:
-            self._held.append(pdu)
-            return DEFERRED
-        if faults.garble_after_pdus is not None and n == faults.garble_after_pdus:
-            self.counters.garbled += 1
-            stream.inject(self._garbage(faults.garble))
-        if type(pdu) in _SUBMITS:
-            return self._submit_fault(pdu)
-        return None
-
-    def _submit_fault(self, pdu: Pdu) -> _Answer | None:
-        """The faults decided per submit: drop_at_submit, then chaos."""
-        self.submits_seen += 1
-        drop_at = self.sim.config.faults.drop_at_submit
-        if drop_at is not None and self.submits_seen >= drop_at:
-            self.drop(self.sim.config.faults.drop_mode, f"fault: dropped at submit {drop_at}")
-            self.counters.ignored_after_drop += 1
-            return DEFERRED
-        chaos = self.sim.chaos
-        if chaos is not None:
-            return chaos.on_submit(self, pdu)
-        return None
-
-    def stall_for(self, seconds: float) -> None:
-        """Stop reading and writing for ``seconds`` (what was read is held, then answered)."""
-        self.counters.stalls += 1
-        self.stream.stall()
-        self.sim.scheduler.call_at(self.stream.now + seconds, self._end_stall)
-
-    def drop(self, mode: str, reason: str) -> None:
-        """Stop answering: flush the answers produced so far, half-close the socket, and
-        (``close`` mode) destroy it after ``faults.drop_linger`` seconds; everything that
-        arrives meanwhile is ignored."""
-        if self._dropping or self._aborting or self.closed:
-            return
-        self._dropping = True
-        self.counters.fault_drops += 1
-        # Everything answered up to here leaves; nothing queued later will.
-        data = self.conn.data_to_send()
-        self.stream.mute()
-        if self._tg is not None:
-            self._tg.start_soon(self._half_close, data, mode, reason)
-
-    async def _half_close(self, data: bytes, mode: str, reason: str) -> None:
-        try:
-            await self.stream.send_last(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            self.abort(f"{reason} (the socket failed)")
-            return
-        if mode == "close":
-            await anyio.sleep(self.sim.config.faults.drop_linger)
-            self.abort(reason)
-
-    def _end_stall(self, _: object) -> None:
-        if self.closed:
-            return
-        self.stream.resume()
-        self.stream.now = anyio.current_time()
-        held = self._held
-        self._held = []
-        self._outside_reader = True
-        try:
-            for pdu in held:
-                if self.driver.closed:
-                    break
-                answer: _Answer | None = None
-                if self._dropping or self._aborting:
-                    if not self._aborting:
-                        self.counters.ignored_after_drop += 1
-                    continue
-                if type(pdu) in _SUBMITS:
-                    answer = self._submit_fault(pdu)
-                if answer is None:
-                    handler = self._handlers.get(type(pdu))
-                    answer = handler(pdu) if handler is not None else self._other(pdu)
-                if isinstance(answer, Pdu):
-                    self.driver.send_pdu(answer)
-        finally:
-            self._outside_reader = False
-        self.drain()
-        account = self.account
-        if account is not None and account.store:
-            account.pump()
-
-    def _garbage(self, kind: str) -> bytes:
-        seq = self.conn.next_sequence()
-        if kind == "body":
-            # A deliver_sm whose service_type never ends: the body cannot be read.
-            body = b"GARBLED-NO-NUL!!"
-            return (
-                (16 + len(body)).to_bytes(4)
-                + C.deliver_sm.to_bytes(4)
-                + bytes(4)
-                + (seq.to_bytes(4) + body)
-            )
-        length, command_id = _GARBLE_HEADERS[kind]
-        return length.to_bytes(4) + command_id.to_bytes(4) + bytes(4) + seq.to_bytes(4)
-
-
+# AccountState and Outbound live in .outbound; imported from here too.
 __all__ = ["AccountState", "Outbound", "SmscSession"]

@@ -13,10 +13,15 @@ import sys
 
 import anyio
 
-from smpp_bridge import AccountConfig, OutboundMessage, open_pool
-from smpp_bridge.pool.dlr import DlrEvent
-from smpp_bridge.pool.inbound import InboundMessage
-from smpp_bridge.pool.pool import PoolConfig, SubmitOutcome
+from smpp_bridge import (
+    AccountConfig,
+    DlrEvent,
+    InboundMessage,
+    OutboundMessage,
+    PoolConfig,
+    SubmitOutcome,
+    open_pool,
+)
 from smpp_bridge.simulator import Account, SimulatorConfig, run_simulator
 
 

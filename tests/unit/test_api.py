@@ -112,3 +112,15 @@ def test_no_error_class_is_defined_outside_errors_py() -> None:
 def test_the_version_is_a_string() -> None:
     assert isinstance(smpp_bridge.__version__, str)
     assert smpp_bridge.__version__.count(".") >= 1
+
+
+def test_every_export_has_a_reference_entry() -> None:
+    """The API reference (``docs/reference``, built by ``tools/docs``) documents every name."""
+    from pathlib import Path
+
+    reference = Path(__file__).parents[2] / "docs" / "reference"
+    text = "\n".join(p.read_text() for p in sorted(reference.glob("*.md")))
+    missing = [
+        n for n in sorted(EXPORTED - {"__version__"}) if f"::: smpp_bridge.{n}\n" not in text
+    ]
+    assert missing == []

@@ -8,6 +8,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..codec.status import Status
 from . import CliError, write_json
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def _bench_pool(args: argparse.Namespace) -> int:
     async def wait_for_receipts() -> None:
         """While ``cap`` accepted messages wait for their receipts, wait for some to come."""
         nonlocal receipts_came
-        while statuses.get("sent", 0) - dlr_matched - dlr_unmatched >= cap:
+        while statuses.get(Status.SENT, 0) - dlr_matched - dlr_unmatched >= cap:
             receipts_came = anyio.Event()
             await receipts_came.wait()
 
@@ -297,7 +298,7 @@ def _bench_pool(args: argparse.Namespace) -> int:
             if "warm" not in rss and settled >= warm_at:
                 rss["warm"] = _rss_kib()
             if settled >= args.count and (
-                not args.dlr or dlr_matched + dlr_unmatched >= statuses.get("sent", 0)
+                not args.dlr or dlr_matched + dlr_unmatched >= statuses.get(Status.SENT, 0)
             ):
                 done.set()
 
@@ -358,7 +359,7 @@ def _bench_pool(args: argparse.Namespace) -> int:
     except (SmppError, OSError) as exc:
         raise CliError(str(exc), kind=type(exc).__name__) from None
     cpu = time.process_time() - cpu0
-    sent = statuses.get("sent", 0)
+    sent = statuses.get(Status.SENT, 0)
     write_json(
         {
             "path": "pool",

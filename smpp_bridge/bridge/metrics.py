@@ -223,7 +223,19 @@ class _Family(ABC, Generic[C]):
             yield (f"{{{inside}}}" if inside else ""), child
 
 
-class Counter(_Family[CounterChild]):
+V = TypeVar("V", CounterChild, GaugeChild)
+
+
+class _ValueFamily(_Family[V]):
+    """A family whose series are one value each (counters and gauges)."""
+
+    def _lines(self) -> Iterator[str]:
+        name = self.name
+        for labels, child in self._series():
+            yield f"{name}{labels} {_format_value(child.value)}"
+
+
+class Counter(_ValueFamily[CounterChild]):
     """A monotonically increasing count. Name it ``..._total``."""
 
     kind = "counter"
@@ -245,13 +257,8 @@ class Counter(_Family[CounterChild]):
         """The value of an unlabelled counter."""
         return self._unlabelled().value
 
-    def _lines(self) -> Iterator[str]:
-        name = self.name
-        for labels, child in self._series():
-            yield f"{name}{labels} {_format_value(child.value)}"
 
-
-class Gauge(_Family[GaugeChild]):
+class Gauge(_ValueFamily[GaugeChild]):
     """A value that goes up and down."""
 
     kind = "gauge"
@@ -271,11 +278,6 @@ class Gauge(_Family[GaugeChild]):
     @property
     def value(self) -> float:
         return self._unlabelled().value
-
-    def _lines(self) -> Iterator[str]:
-        name = self.name
-        for labels, child in self._series():
-            yield f"{name}{labels} {_format_value(child.value)}"
 
 
 class Histogram(_Family[HistogramChild]):

@@ -157,13 +157,17 @@ class Bridge:
         self._per_entry = 1.0  # requests per queue entry, smoothed
         # Per-message logs (ids, and the text) only when debug is on: checked once, not per call.
         self._debug = log.bind().is_enabled_for(logging.DEBUG)
-        self._reconnects_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
+        """Run the daemon until cancelled, or until ``stop()`` and its drain. Raises what
+        opening the pool raises (``ConfigError`` and the like), and a closed queue's or
+        store's error (``QueueClosedError``, ``StoreClosedError``) when a backend is closed
+        under it; a backend that fails otherwise is retried, and raised only past the
+        shutdown's deadline."""
         daemon = self.config.daemon
         try:
             await self._run(daemon, task_status)
@@ -237,13 +241,14 @@ class Bridge:
             log.warning("hand back overran its deadline: the leases will run out instead")
 
     def stop(self) -> None:
-        """Begin a graceful drain (idempotent)."""
+        """Begin a graceful drain (idempotent). Raises nothing."""
         self.state.stopping = True
         if self._stop_scope is not None:
             self._stop_scope.cancel()
         self._room.set()
 
     async def wait_ready(self) -> None:
+        """Wait until the pool is open and the consumer starts. Raises nothing."""
         await self._ready.wait()
 
     async def stopped(self) -> None:
@@ -437,6 +442,9 @@ class Bridge:
     # ------------------------------------------------------------------ pool callbacks
 
     async def on_outcomes(self, outcomes: list[SubmitOutcome]) -> None:
+        """The pool's callback for settled submits: their events published and stored, then
+        the entries whose requests are all settled acknowledged (or released). Returns once
+        that is durable; raises only a closed backend's error (a shutdown)."""
         wall = time.time()
         event_at = iso_time(wall)  # one timestamp for the whole batch
         now = anyio.current_time()
@@ -483,6 +491,9 @@ class Bridge:
             self._room.set()
 
     async def on_dlrs(self, events: list[DlrEvent]) -> None:
+        """The pool's callback for receipts: their events, durable before it returns (the
+        SMSC gets its deliver_sm_resp after). Raises nothing: a failing write is retried
+        while it waits."""
         wall = time.time()
         event_at = iso_time(wall)  # one timestamp for the whole batch
         out: list[Event] = []
@@ -518,6 +529,8 @@ class Bridge:
         await self._emit(out)
 
     async def on_inbound(self, messages: list[InboundMessage]) -> None:
+        """The pool's callback for inbound messages: their events, durable before it
+        returns. Raises nothing: a failing write is retried while it waits."""
         wall = time.time()
         event_at = iso_time(wall)  # one timestamp for the whole batch
         pool = self.pool
@@ -614,18 +627,8 @@ class Bridge:
             except Exception as exc:
                 self.state.last_error = f"queue unreachable: {exc}"
                 log.warning("queue metrics failed", error=str(exc))
-            pool = self.pool
-            if pool is not None:
-                status = pool.status()
-                # The pool counts reconnects over all its accounts.
-                reconnects = status.stats["reconnects"]
-                if reconnects > self._reconnects_seen:
-                    metrics.reconnects_total.labels("all").inc(reconnects - self._reconnects_seen)
-                    self._reconnects_seen = reconnects
-                for bind in status.binds:
-                    metrics.set_bind_state(bind.name, bind.state)
-                    metrics.window_occupancy.labels(bind.name).set(bind.outstanding)
-                    metrics.tps.labels(bind.name).set(bind.tps)
+            if self.pool is not None:
+                metrics.observe_pool(self.pool.status())
             await anyio.sleep(1.0)
 
 

@@ -20,11 +20,22 @@ from pathlib import Path
 import anyio
 from _procs import free_port, wait_port
 
+from smpp_bridge.codec.status import Status
 from smpp_bridge.storage.queues import open_queue
 
 ROOT = Path(__file__).resolve().parent.parent
-FINAL = frozenset({"delivered", "failed", "expired", "rejected", "canceled", "accepted"})
-SETTLED = frozenset({"error", "unknown"})  # a message that never reached the SMSC
+# A receipt's last word (``accepted`` included: the SMSC says no more after it).
+FINAL = frozenset(
+    {
+        Status.DELIVERED,
+        Status.FAILED,
+        Status.EXPIRED,
+        Status.REJECTED,
+        Status.CANCELED,
+        Status.ACCEPTED,
+    }
+)
+SETTLED = frozenset({Status.ERROR, Status.UNKNOWN})  # a message that never reached the SMSC
 TEXTS = (
     "Your code is {n:06d}",
     "Hola {n}, tu pedido está en camino. ¡Gracias por comprar con nosotros!",
@@ -195,9 +206,9 @@ def main() -> int:
             ("requests enqueued", total),
             ("sent (accepted by the SMSC)", sent),
             *((f"  {s}", n) for s, n in counts.most_common() if s not in SETTLED),
-            ("error (invalid request / rejected)", counts.get("error", 0)),
-            ("unknown outcome", counts.get("unknown", 0)),
-            ("without a final report", total - len(last) + counts.get("sent", 0)),
+            ("error (invalid request / rejected)", counts.get(Status.ERROR, 0)),
+            ("unknown outcome", counts.get(Status.UNKNOWN, 0)),
+            ("without a final report", total - len(last) + counts.get(Status.SENT, 0)),
             ("end to end incl. reports (s)", round(elapsed, 2)),
             ("throughput incl. reports (msg/s)", round(sent / elapsed) if elapsed else 0),
         ]
@@ -207,7 +218,11 @@ def main() -> int:
         print("-" * (width + 12))
         for key, value in rows:
             print(f"{key:{width}}   {value}")
-        ok = counts.get("sent", 0) == 0 and counts.get("error", 0) == 2 and len(last) == total
+        ok = (
+            counts.get(Status.SENT, 0) == 0
+            and counts.get(Status.ERROR, 0) == 2
+            and len(last) == total
+        )
     finally:
         code = stop(daemon, "daemon") if daemon is not None else None
         stop(sim, "simulator")

@@ -42,10 +42,20 @@ from _procs import free_port, wait_port
 
 from smpp_bridge.bridge.config import load_config
 from smpp_bridge.bridge.daemon import open_backends
+from smpp_bridge.codec.status import Status
 from smpp_bridge.ledger import Request, check_run, history, smsc_messages
 from smpp_bridge.simulator.ledger import read_ledger
 
-FINALS = frozenset({"delivered", "failed", "expired", "canceled", "rejected", "accepted"})
+FINALS = frozenset(
+    {
+        Status.DELIVERED,
+        Status.FAILED,
+        Status.EXPIRED,
+        Status.CANCELED,
+        Status.REJECTED,
+        Status.ACCEPTED,
+    }
+)
 REDIS_URL = os.environ.get("SMPP_BRIDGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PASSWORD_VAR = "SOAK_SMSC_PASSWORD"
 
@@ -142,11 +152,11 @@ class Follower:
         status = event.get("status")
         if cid is None:
             return
-        if status in ("sent", "error", "unknown"):
+        if status in (Status.SENT, Status.ERROR, Status.UNKNOWN):
             self.outcome.add(cid)
-        if status == "unknown" or event.get("possibleDuplicate"):
+        if status == Status.UNKNOWN or event.get("possibleDuplicate"):
             self.in_doubt.add(cid)
-        if status == "sent":
+        if status == Status.SENT:
             self.sent.add(cid)
         elif status in FINALS and not event.get("segment"):
             self.final.add(cid)

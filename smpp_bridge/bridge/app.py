@@ -39,9 +39,8 @@ import anyio
 import anyio.abc
 import structlog
 
-from ..codec.segment import Concat
 from ..codec.status import Status
-from ..codec.text import EncodingProfile, profile_named
+from ..codec.text import profile_named
 from ..errors import PoolClosed, QueueClosedError, StoreClosedError
 from ..pool import (
     CLOSE_TIMEOUT,
@@ -51,34 +50,41 @@ from ..pool import (
     InboundMessage,
     OutboundMessage,
     SubmitOutcome,
+    UnknownPolicy,
     open_pool,
     until_done,
 )
 from ..storage.queues import Leased, WorkQueue
+from .claim import OUTCOMES, Claim, classify_claim
+from .commit import CommitBatch, GroupCommit
 from .config import BridgeConfig, DaemonConfig
 from .envelope import (
     Event,
-    Invalid,
-    Valid,
     encode_events,
-    parse_batch,
-    to_outbound,
-    validate,
 )
+from .events import (
+    REDELIVERED_REASON,
+    UNMATCHED_REASON,
+    dlr_events,
+    duplicate_event,
+    inbound_event,
+    iso_time,
+    outcome_event,
+    recovered_event,
+    unknown_event,
+)
+from .intake import AccountInfo as _AccountInfo
+from .intake import Entry as _Entry
+from .intake import Request as _Request
+from .intake import read_entries
 from .metrics import Metrics
 from .store import MessageRecord, MessageStore
 
 log = structlog.get_logger("smpp_bridge.bridge")
 
-# Statuses after which a message is done for good: a redelivery of it is just acknowledged.
-SETTLED = frozenset(s for s in Status if s.rank >= Status.SENT.rank)
-# The statuses of a submit's own outcome (the rest come from receipts).
-OUTCOMES = frozenset({Status.SENT, Status.ERROR, Status.UNKNOWN})
-# A request is claimed in the store as "submitting" (one write, before it goes to the pool): a
-# crash before its outcome is recorded leaves an unknown outcome. Requests handed back unsent
-# (a drain) are marked "queued": their redelivery is sent without doubt.
-QUEUED = Status.QUEUED
-SUBMITTING = Status.SUBMITTING
+# A request is claimed in the store as ``submitting`` (one write, before it goes to the pool):
+# a crash before its outcome is recorded leaves an unknown outcome. Requests handed back unsent
+# (a drain) are marked ``queued``: their redelivery is sent without doubt (``claim``).
 # Shutdown deadlines beyond ``drain_timeout`` (the CLI's watchdog ends the process at
 # ``drain_timeout`` + ``daemon.SHUTDOWN_GRACE`` whatever is left).
 DRAIN_GRACE = 1.0  # the pool's last publish of outcomes after its drain
@@ -86,34 +92,7 @@ DRAIN_GRACE = 1.0  # the pool's last publish of outcomes after its drain
 # for its last publish.
 POOL_CLOSE_BUDGET = CLOSE_TIMEOUT + 0.5
 HAND_BACK_TIMEOUT = 1.5  # releasing unsent entries and marking them queued
-# The reason of the ``unknown`` event of a receipt no request claimed.
-UNMATCHED_REASON = "unmatched receipt"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class _AccountInfo:
-    profile: EncodingProfile
-    concat: Concat
-
-
-@dataclass(eq=False, slots=True)
-class _Entry:
-    """One leased queue entry and how many of its requests are not settled yet."""
-
-    leased: Leased
-    pending: int = 0
-    unsent: bool = False  # a request of it was handed back (drain): release, don't ack
-
-
-@dataclass(eq=False, slots=True)
-class _Request:
-    entry: _Entry
-    request_id: str
-    client_id: str | None
-    taken_at: float  # anyio clock when leased, for queue -> submit_sm_resp latency
-    enqueued_at: float  # wall clock of the entry's publish
-    offered: bool = False  # given to ``pool.send_many`` (it may have reached a bind)
 
 
 @dataclass
@@ -178,13 +157,17 @@ class Bridge:
         self._per_entry = 1.0  # requests per queue entry, smoothed
         # Per-message logs (ids, and the text) only when debug is on: checked once, not per call.
         self._debug = log.bind().is_enabled_for(logging.DEBUG)
-        self._reconnects_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
+        """Run the daemon until cancelled, or until ``stop()`` and its drain. Raises what
+        opening the pool raises (``ConfigError`` and the like), and a closed queue's or
+        store's error (``QueueClosedError``, ``StoreClosedError``) when a backend is closed
+        under it; a backend that fails otherwise is retried, and raised only past the
+        shutdown's deadline."""
         daemon = self.config.daemon
         try:
             await self._run(daemon, task_status)
@@ -258,13 +241,14 @@ class Bridge:
             log.warning("hand back overran its deadline: the leases will run out instead")
 
     def stop(self) -> None:
-        """Begin a graceful drain (idempotent)."""
+        """Begin a graceful drain (idempotent). Raises nothing."""
         self.state.stopping = True
         if self._stop_scope is not None:
             self._stop_scope.cancel()
         self._room.set()
 
     async def wait_ready(self) -> None:
+        """Wait until the pool is open and the consumer starts. Raises nothing."""
         await self._ready.wait()
 
     async def stopped(self) -> None:
@@ -312,57 +296,23 @@ class Bridge:
         """Parse, validate and claim a batch; the requests to submit."""
         now = anyio.current_time()
         self.state.batches += 1
-        invalid_events: list[Event] = []
-        claims: list[tuple[_Request, OutboundMessage, MessageRecord]] = []
         wall = time.time()
-        event_at = _iso(wall)  # one timestamp for the whole batch
+        event_at = iso_time(wall)  # one timestamp for the whole batch
         taken = self.state.requests
         for item in leased:
-            entry = _Entry(item)
-            self._entries[item.id] = entry
-            for parsed in parse_batch(item.data, max_batch=self.config.limits.max_batch):
-                self.state.requests += 1
-                request_id = f"{item.id}:{max(parsed.index, 0)}"
-                if isinstance(parsed, Invalid):
-                    invalid_events.append(
-                        _error_event(request_id, parsed.client_id, parsed.reason, event_at)
-                    )
-                    continue
-                assert isinstance(parsed, Valid)
-                req = parsed.request
-                account = self._accounts.get(req.account or "", self._default_account)
-                reason = validate(req, account.profile, self.config.limits, concat=account.concat)
-                if reason is not None:
-                    invalid_events.append(_error_event(request_id, req.client_id, reason, event_at))
-                    continue
-                try:
-                    message = to_outbound(req, request_id, max_parts=self.config.limits.max_parts)
-                except ValueError as exc:
-                    invalid_events.append(
-                        _error_event(request_id, req.client_id, str(exc), event_at)
-                    )
-                    continue
-                record = MessageRecord(
-                    request_id=request_id,
-                    client_id=req.client_id,
-                    to=req.to,
-                    from_=req.from_,
-                    status=SUBMITTING,
-                    created_at=wall,
-                    updated_at=wall,
-                    account=req.account,
-                )
-                request = _Request(entry, request_id, req.client_id, now, item.enqueued_at)
-                claims.append((request, message, record))
-                if self._debug:  # message text only at debug
-                    log.debug(
-                        "request taken",
-                        request_id=request_id,
-                        client_id=req.client_id,
-                        to=req.to,
-                        text=req.text,
-                        attempts=item.attempts,
-                    )
+            self._entries[item.id] = _Entry(item)
+        claims, invalid_events = read_entries(
+            leased,
+            self._entries,
+            self._accounts,
+            self._default_account,
+            self.config.limits,
+            now=now,
+            wall=wall,
+            event_at=event_at,
+            debug=self._debug,
+        )
+        self.state.requests += len(claims) + len(invalid_events)
         # Requests per entry, smoothed: sizes the next take.
         self._per_entry += ((self.state.requests - taken) / len(leased) - self._per_entry) / 4
         if invalid_events:
@@ -379,52 +329,26 @@ class Bridge:
         requeued: list[str] = []
         recovered: list[MessageRecord] = []
         for request, message, record in claims:
-            # (Keyed by request id: a request never finds itself, only an earlier one.)
             before = existing.get(record.request_id)
-            if before is None or (
-                before.request_id == record.request_id
-                and before.status == SUBMITTING
-                and before.created_at == record.created_at
-            ):
-                # Fresh (or this very claim, recorded by a try of ``begin`` that then failed).
-                to_send.append((request, message))
-            elif before.request_id == record.request_id and before.status == QUEUED:
-                # Handed back unsent by a drain: send it, claimed again first.
-                requeued.append(record.request_id)
-                to_send.append((request, message))
-            elif before.request_id == record.request_id:
-                # A redelivery of work this or another daemon took before a crash.
-                if before.status in OUTCOMES:
-                    continue  # its outcome was recorded: acknowledge, nothing to send
-                if before.status in SETTLED:
-                    # Settled by receipts (the mapping was stored), but the daemon died before
-                    # the outcome was written: the submit was accepted. Say so, late.
-                    recovered.append(before)
-                    continue
-                # Handed to the pool, outcome never recorded: an unknown outcome.
-                if self._policies.get(message.account or "", self._policies[""]) == "retry":
+            case = classify_claim(record, before, self._policy(message.account))
+            if case.sends:
+                if case is Claim.HANDED_BACK:
+                    requeued.append(record.request_id)  # claimed again first
+                elif case is Claim.RESEND:
                     self._possible_duplicates.add(record.request_id)
-                    to_send.append((request, message))
-                else:
-                    settled_events.append(
-                        _unknown_event(
-                            before, "redelivered after a crash: outcome unknown", event_at
-                        )
-                    )
-            else:
-                # A fresh request repeating a clientId seen within the dedup window.
+                to_send.append((request, message))
+                continue
+            assert before is not None  # only a fresh claim has nothing before it
+            if case is Claim.SETTLED_BY_RECEIPTS:
+                recovered.append(before)
+            elif case is Claim.UNKNOWN:
+                settled_events.append(unknown_event(before, REDELIVERED_REASON, event_at))
+            elif case is Claim.DUPLICATE:
                 self.state.duplicates += 1
-                dup_events.append(
-                    _error_event(
-                        record.request_id,
-                        record.client_id,
-                        f"duplicate clientId {record.client_id!r}: already {before.status} "
-                        f"as request {before.request_id}",
-                        event_at,
-                    )
-                )
+                dup_events.append(duplicate_event(record, before, event_at))
+            # Claim.ANSWERED: its outcome was recorded; acknowledged with its entry.
         if requeued:
-            await self._persist("claim", self.store.mark, requeued, SUBMITTING)
+            await self._persist("claim", self.store.mark, requeued, Status.SUBMITTING)
         if recovered:
             settled_events += await self._lost_outcomes(recovered, event_at)
         if dup_events:
@@ -442,6 +366,10 @@ class Bridge:
             await self._ack(done)
         return to_send
 
+    def _policy(self, account: str | None) -> UnknownPolicy:
+        """The unknown-outcome policy of a request's account (pinned, else the common one)."""
+        return self._policies.get(account or "", self._policies[""])
+
     async def _lost_outcomes(self, records: list[MessageRecord], event_at: str) -> list[Event]:
         """``sent`` events for redelivered requests that receipts settled but whose own outcome
         event never got written (a crash between storing the mapping and publishing)."""
@@ -451,19 +379,7 @@ class Bridge:
             history = found[1] if found is not None else []
             if any(e.status in OUTCOMES and e.segment is None for e in history):
                 continue
-            events.append(
-                Event(
-                    id=record.message_ids[0] if record.message_ids else None,
-                    client_id=record.client_id,
-                    status="sent",
-                    code=0,
-                    event_at=event_at,
-                    request_id=record.request_id,
-                    parts=record.parts or None,
-                    account=record.account,
-                    reason="recovered after a crash: accepted, its event was lost with the daemon",
-                )
-            )
+            events.append(recovered_event(record, event_at))
         return events
 
     async def _send(self, to_send: list[tuple[_Request, OutboundMessage]]) -> None:
@@ -514,7 +430,7 @@ class Bridge:
                 release.add(request.entry.leased.id)
         if back and not unsure:
             # Never handed to a bind: a redelivery may send them without doubt.
-            await self._persist("hand back", self.store.mark, back, QUEUED)
+            await self._persist("hand back", self.store.mark, back, Status.QUEUED)
         if release:
             ids = sorted(release)
             for entry_id in ids:
@@ -526,8 +442,11 @@ class Bridge:
     # ------------------------------------------------------------------ pool callbacks
 
     async def on_outcomes(self, outcomes: list[SubmitOutcome]) -> None:
+        """The pool's callback for settled submits: their events published and stored, then
+        the entries whose requests are all settled acknowledged (or released). Returns once
+        that is durable; raises only a closed backend's error (a shutdown)."""
         wall = time.time()
-        event_at = _iso(wall)  # one timestamp for the whole batch
+        event_at = iso_time(wall)  # one timestamp for the whole batch
         now = anyio.current_time()
         events: list[Event] = []
         done: list[str] = []
@@ -536,7 +455,7 @@ class Bridge:
         for outcome in outcomes:
             message = outcome.message
             request = self._inflight.pop(message.id, None)
-            event = _outcome_event(outcome, event_at)
+            event = outcome_event(outcome, event_at)
             if self._possible_duplicates and message.id in self._possible_duplicates:
                 self._possible_duplicates.discard(message.id)
                 event.possible_duplicate = True
@@ -572,8 +491,11 @@ class Bridge:
             self._room.set()
 
     async def on_dlrs(self, events: list[DlrEvent]) -> None:
+        """The pool's callback for receipts: their events, durable before it returns (the
+        SMSC gets its deliver_sm_resp after). Raises nothing: a failing write is retried
+        while it waits."""
         wall = time.time()
-        event_at = _iso(wall)  # one timestamp for the whole batch
+        event_at = iso_time(wall)  # one timestamp for the whole batch
         out: list[Event] = []
         metrics = self.metrics
         unmatched: collections.Counter[str] = collections.Counter()
@@ -584,7 +506,7 @@ class Bridge:
                 unmatched[dlr.account] += 1
             if record is not None and record.submitted_at:
                 metrics.latency_submit_to_dlr_seconds.observe(max(0.0, wall - record.submitted_at))
-            out.extend(_dlr_events(dlr, event_at))
+            out.extend(dlr_events(dlr, event_at))
             if self._debug:
                 log.debug(
                     "receipt",
@@ -607,30 +529,16 @@ class Bridge:
         await self._emit(out)
 
     async def on_inbound(self, messages: list[InboundMessage]) -> None:
+        """The pool's callback for inbound messages: their events, durable before it
+        returns. Raises nothing: a failing write is retried while it waits."""
         wall = time.time()
-        event_at = _iso(wall)  # one timestamp for the whole batch
+        event_at = iso_time(wall)  # one timestamp for the whole batch
         pool = self.pool
         out: list[Event] = []
         for message in messages:
-            status = pool.inbound_status(message) if pool is not None else "inbound"
+            status = pool.inbound_status(message) if pool is not None else Status.INBOUND
             self.metrics.inbound_total.labels(status).inc()
-            out.append(
-                Event(
-                    id=None,
-                    client_id=None,
-                    status=status,
-                    code=0,
-                    event_at=event_at,
-                    message=message.text,
-                    from_=message.source,
-                    to=message.destination,
-                    account=message.account,
-                    parts=message.parts,
-                    reason="incomplete: parts missing " + ",".join(str(p) for p in message.missing)
-                    if message.incomplete
-                    else None,
-                )
-            )
+            out.append(inbound_event(message, status, event_at))
         await self._emit(out, store=False)
 
     # ------------------------------------------------------------------ output
@@ -719,214 +627,9 @@ class Bridge:
             except Exception as exc:
                 self.state.last_error = f"queue unreachable: {exc}"
                 log.warning("queue metrics failed", error=str(exc))
-            pool = self.pool
-            if pool is not None:
-                status = pool.status()
-                # The pool counts reconnects over all its accounts.
-                reconnects = status.stats["reconnects"]
-                if reconnects > self._reconnects_seen:
-                    metrics.reconnects_total.labels("all").inc(reconnects - self._reconnects_seen)
-                    self._reconnects_seen = reconnects
-                for bind in status.binds:
-                    metrics.set_bind_state(bind.name, bind.state)
-                    metrics.window_occupancy.labels(bind.name).set(bind.outstanding)
-                    metrics.tps.labels(bind.name).set(bind.tps)
+            if self.pool is not None:
+                metrics.observe_pool(self.pool.status())
             await anyio.sleep(1.0)
-
-
-class GroupCommit:
-    """Many tasks' events, one write: ``submit`` adds to the batch being gathered and waits
-    until a flush that includes it has finished. One flush runs at a time; whatever arrives
-    meanwhile goes into the next one. Batches grow with load, latency stays one flush.
-
-    A flush that fails is tried again, the same batch, with backoff (``retry_base`` doubling
-    up to ``retry_cap``), until it goes through: a caller never returns before its events are
-    written (so it never acknowledges what was not), and a backend hiccup is a pause, not a
-    lost outcome or receipt nor a crashed pool. ``flush`` gets the ``CommitBatch`` and records
-    the steps it has done in ``batch.steps``, so that a retry does not repeat them (no event
-    published twice because the store write after it failed)."""
-
-    def __init__(
-        self,
-        flush: Callable[[CommitBatch], Awaitable[None]],
-        *,
-        retry_base: float = 0.05,
-        retry_cap: float = 2.0,
-        on_error: Callable[[Exception], None] | None = None,
-    ) -> None:
-        self._flush = flush
-        self._batch = CommitBatch()
-        self._wake = anyio.Event()
-        self._retry_base = retry_base
-        self._retry_cap = retry_cap
-        self._on_error = on_error
-        self.flushes = 0
-        self.failures = 0
-
-    async def submit(self, events: list[Event], store: bool) -> None:
-        batch = self._batch
-        batch.events += events
-        if store:
-            batch.stored += events
-        self._wake.set()
-        await batch.done.wait()
-
-    async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            batch, self._batch = self._batch, CommitBatch()
-            delay = self._retry_base
-            while True:
-                try:
-                    await self._flush(batch)
-                    break
-                except Exception as exc:  # tried again: the callers wait
-                    self.failures += 1
-                    if self._on_error is not None:
-                        self._on_error(exc)
-                    log.warning(
-                        "event write failed: trying again",
-                        error=str(exc),
-                        events=len(batch.events),
-                        done=sorted(batch.steps),
-                        retry_in=delay,
-                    )
-                    await anyio.sleep(delay)
-                    delay = min(delay * 2, self._retry_cap)
-            self.flushes += 1
-            batch.done.set()
-
-
-@dataclass(eq=False, slots=True)
-class CommitBatch:
-    """One group commit: every event, those also to be stored, and the steps already done."""
-
-    events: list[Event] = field(default_factory=list)
-    stored: list[Event] = field(default_factory=list)
-    steps: set[str] = field(default_factory=set)
-    done: anyio.Event = field(default_factory=anyio.Event)
-
-
-# ---------------------------------------------------------------------- event builders
-
-_SECONDS: dict[int, str] = {}
-
-
-def _iso(moment: float) -> str:
-    """``pool.dlr.iso_utc`` for epoch seconds, the whole-second part formatted once per second
-    (every event carries one or two timestamps: this was a tenth of the daemon's CPU)."""
-    second = int(moment)
-    micros = round((moment - second) * 1e6)  # as datetime rounds, then truncated to ms
-    if micros >= 1_000_000:
-        second += 1
-        micros -= 1_000_000
-    prefix = _SECONDS.get(second)
-    if prefix is None:
-        if len(_SECONDS) > 4096:
-            _SECONDS.clear()
-        prefix = _SECONDS[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{prefix}.{micros // 1000:03d}Z"
-
-
-def _error_event(request_id: str, client_id: str | None, reason: str, event_at: str) -> Event:
-    return Event(
-        id=None,
-        client_id=client_id,
-        status="error",
-        code=0,
-        event_at=event_at,
-        request_id=request_id,
-        reason=reason,
-    )
-
-
-def _unknown_event(record: MessageRecord, reason: str, event_at: str) -> Event:
-    return Event(
-        id=record.message_ids[0] if record.message_ids else None,
-        client_id=record.client_id,
-        status="unknown",
-        code=0,
-        event_at=event_at,
-        request_id=record.request_id,
-        reason=reason,
-        possible_duplicate=True,
-    )
-
-
-def _outcome_event(outcome: SubmitOutcome, event_at: str) -> Event:
-    message = outcome.message
-    ids = [mid for mid in outcome.message_ids if mid]
-    return Event(
-        id=ids[0] if ids else None,
-        client_id=message.client_id,
-        status=outcome.status,
-        code=outcome.code,
-        event_at=event_at,
-        request_id=message.id,
-        parts=outcome.parts or None,
-        account=outcome.account or None,
-        bind=outcome.bind or None,
-        reason=outcome.reason,
-        possible_duplicate=outcome.possible_duplicate,
-        attempts=outcome.attempts if outcome.attempts > 1 else None,
-    )
-
-
-def _dlr_events(dlr: DlrEvent, event_at: str) -> list[Event]:
-    """A receipt's events: for one part, the message's; for a part of a multipart message, the
-    part's (with ``segment``) and, when the message-level status changed, the message's."""
-    record = dlr.record
-    if record is None:
-        # No request claimed it within ``unmatched_after`` (or parking overflowed): the
-        # receipt's status belongs to no known message, so the event says "unknown" and
-        # keeps what the receipt said beside it.
-        return [
-            Event(
-                id=dlr.message_id,
-                client_id=None,
-                status="unknown",
-                code=dlr.code,
-                event_at=event_at,
-                account=dlr.account,
-                bind=dlr.bind,
-                reason=UNMATCHED_REASON,
-                receipt_status=dlr.status,
-            )
-        ]
-    submitted = _iso(record.submitted_at) if record.submitted_at else None
-    part = Event(
-        id=record.message_id,
-        client_id=record.client_id,
-        status=dlr.status,
-        code=dlr.code,
-        event_at=event_at,
-        request_id=record.request_id,
-        parts=record.parts,
-        segment=record.part + 1 if record.parts > 1 else None,
-        submitted_at=submitted,
-        account=dlr.account,
-        bind=dlr.bind,
-        possible_duplicate=dlr.possible_duplicate,
-    )
-    message = dlr.message
-    if record.parts <= 1 or message is None or not message.changed:
-        return [part]
-    return [
-        part,
-        Event(
-            id=message.message_id,
-            client_id=message.client_id,
-            status=message.status,
-            code=message.code,
-            event_at=event_at,
-            request_id=message.request_id,
-            parts=message.parts,
-            submitted_at=submitted,
-            account=dlr.account,
-            possible_duplicate=dlr.possible_duplicate,
-        ),
-    ]
 
 
 __all__ = ["UNMATCHED_REASON", "Bridge", "BridgeState", "CommitBatch", "GroupCommit"]

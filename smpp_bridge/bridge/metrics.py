@@ -20,7 +20,10 @@ import re
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from ..pool import PoolStatus
 
 __all__ = [
     "CONTENT_TYPE",
@@ -223,7 +226,19 @@ class _Family(ABC, Generic[C]):
             yield (f"{{{inside}}}" if inside else ""), child
 
 
-class Counter(_Family[CounterChild]):
+V = TypeVar("V", CounterChild, GaugeChild)
+
+
+class _ValueFamily(_Family[V]):
+    """A family whose series are one value each (counters and gauges)."""
+
+    def _lines(self) -> Iterator[str]:
+        name = self.name
+        for labels, child in self._series():
+            yield f"{name}{labels} {_format_value(child.value)}"
+
+
+class Counter(_ValueFamily[CounterChild]):
     """A monotonically increasing count. Name it ``..._total``."""
 
     kind = "counter"
@@ -245,13 +260,8 @@ class Counter(_Family[CounterChild]):
         """The value of an unlabelled counter."""
         return self._unlabelled().value
 
-    def _lines(self) -> Iterator[str]:
-        name = self.name
-        for labels, child in self._series():
-            yield f"{name}{labels} {_format_value(child.value)}"
 
-
-class Gauge(_Family[GaugeChild]):
+class Gauge(_ValueFamily[GaugeChild]):
     """A value that goes up and down."""
 
     kind = "gauge"
@@ -271,11 +281,6 @@ class Gauge(_Family[GaugeChild]):
     @property
     def value(self) -> float:
         return self._unlabelled().value
-
-    def _lines(self) -> Iterator[str]:
-        name = self.name
-        for labels, child in self._series():
-            yield f"{name}{labels} {_format_value(child.value)}"
 
 
 class Histogram(_Family[HistogramChild]):
@@ -391,6 +396,7 @@ class Metrics:
     ``smpp_bridge``; ``""`` for bare names). Attributes carry the bare names."""
 
     def __init__(self, namespace: str = "smpp_bridge") -> None:
+        self._reconnects_seen = 0  # the pool's reconnect count, as last observed
         self.registry = r = Registry()
         p = f"{namespace}_" if namespace else ""
         self.submits_total = r.counter(
@@ -450,6 +456,19 @@ class Metrics:
         self.invalid_requests_total = r.counter(
             f"{p}invalid_requests_total", "Send requests rejected by validation."
         )
+
+    def observe_pool(self, status: PoolStatus) -> None:
+        """Set the gauges read off the pool's snapshot (binds, windows, TPS) and count the
+        reconnects it reports beyond those counted before. Raises nothing."""
+        # The pool counts reconnects over all its accounts.
+        reconnects = status.stats["reconnects"]
+        if reconnects > self._reconnects_seen:
+            self.reconnects_total.labels("all").inc(reconnects - self._reconnects_seen)
+            self._reconnects_seen = reconnects
+        for bind in status.binds:
+            self.set_bind_state(bind.name, bind.state)
+            self.window_occupancy.labels(bind.name).set(bind.outstanding)
+            self.tps.labels(bind.name).set(bind.tps)
 
     def set_bind_state(self, bind: str, state: str) -> None:
         """Set ``bind_state{bind,state}`` to 1 and the bind's other known states to 0."""

@@ -6,8 +6,10 @@ import argparse
 import itertools
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..codec.status import Status
 from . import CliError, write_json
 
 if TYPE_CHECKING:
@@ -228,6 +230,21 @@ def _rss_kib() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def _timed_run(run: Callable[[], Awaitable[float]]) -> tuple[float, float]:
+    """(what ``run`` returns, the CPU seconds it took) run on trio. Raises ``CliError`` for an
+    SMPP or socket error."""
+    import anyio
+
+    from ..errors import SmppError
+
+    cpu0 = time.process_time()
+    try:
+        elapsed = anyio.run(run, backend="trio")
+    except (SmppError, OSError) as exc:
+        raise CliError(str(exc), kind=type(exc).__name__) from None
+    return elapsed, time.process_time() - cpu0
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.count < 1 or args.window < 1 or args.binds < 1:
         raise CliError("--count, --window and --binds must be at least 1")
@@ -241,7 +258,6 @@ def _bench(args: argparse.Namespace) -> int:
 def _bench_pool(args: argparse.Namespace) -> int:
     import anyio
 
-    from ..errors import SmppError
     from ..pool import (
         AccountConfig,
         DlrEvent,
@@ -266,7 +282,7 @@ def _bench_pool(args: argparse.Namespace) -> int:
     async def wait_for_receipts() -> None:
         """While ``cap`` accepted messages wait for their receipts, wait for some to come."""
         nonlocal receipts_came
-        while statuses.get("sent", 0) - dlr_matched - dlr_unmatched >= cap:
+        while statuses.get(Status.SENT, 0) - dlr_matched - dlr_unmatched >= cap:
             receipts_came = anyio.Event()
             await receipts_came.wait()
 
@@ -297,7 +313,7 @@ def _bench_pool(args: argparse.Namespace) -> int:
             if "warm" not in rss and settled >= warm_at:
                 rss["warm"] = _rss_kib()
             if settled >= args.count and (
-                not args.dlr or dlr_matched + dlr_unmatched >= statuses.get("sent", 0)
+                not args.dlr or dlr_matched + dlr_unmatched >= statuses.get(Status.SENT, 0)
             ):
                 done.set()
 
@@ -352,13 +368,8 @@ def _bench_pool(args: argparse.Namespace) -> int:
             pool_stats.update(pool.stats)
             return elapsed
 
-    cpu0 = time.process_time()
-    try:
-        elapsed = anyio.run(run, backend="trio")
-    except (SmppError, OSError) as exc:
-        raise CliError(str(exc), kind=type(exc).__name__) from None
-    cpu = time.process_time() - cpu0
-    sent = statuses.get("sent", 0)
+    elapsed, cpu = _timed_run(run)
+    sent = statuses.get(Status.SENT, 0)
     write_json(
         {
             "path": "pool",
@@ -388,7 +399,6 @@ def _bench_session(args: argparse.Namespace) -> int:
 
     from ..client import SubmitResult, open_session
     from ..codec.pdus import SubmitSm
-    from ..errors import SmppError
 
     profile = _profile(args.profile)
     dlrs = 0
@@ -471,12 +481,7 @@ def _bench_session(args: argparse.Namespace) -> int:
         rss["end"] = _rss_kib()
         return elapsed
 
-    cpu0 = time.process_time()
-    try:
-        elapsed = anyio.run(run, backend="trio")
-    except (SmppError, OSError) as exc:
-        raise CliError(str(exc), kind=type(exc).__name__) from None
-    cpu = time.process_time() - cpu0
+    elapsed, cpu = _timed_run(run)
     write_json(
         {
             "path": "session",

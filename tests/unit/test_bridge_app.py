@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smpp_bridge.bridge.app import UNMATCHED_REASON, Bridge, CommitBatch, GroupCommit, _iso
+from smpp_bridge.bridge.app import UNMATCHED_REASON, Bridge, CommitBatch, GroupCommit
 from smpp_bridge.bridge.config import config_from_dict
 from smpp_bridge.bridge.envelope import Event
+from smpp_bridge.bridge.events import iso_time as _iso
 from smpp_bridge.bridge.store import MemoryMessageStore
 from smpp_bridge.codec.receipt import Receipt
 from smpp_bridge.pool import DlrEvent, MemoryCorrelationStore, OutboundMessage, SubmitOutcome

@@ -32,19 +32,17 @@ import heapq
 import itertools
 import os
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Final, Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import anyio
 import anyio.abc
 import structlog
 
-from ..client import open_session, parse_delivery, receipt_of
+from ..client import open_session
 from ..codec.constants import CommandId
-from ..codec.pdus import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
-from ..codec.receipt import Receipt
+from ..codec.pdus import Pdu, SubmitSm, SubmitSmResp
 from ..codec.text import profile_named
 from ..codec.tlv import Tag, Tlv
 from ..driver.tasks import BodyError, Signal
@@ -63,10 +61,10 @@ from .backoff import Backoff
 from .classify import BindFailureClass, classify_bind_failure
 from .config import AccountConfig, OutboundMessage, PoolConfig, UnknownPolicy
 from .correlation import CorrelationRecord, CorrelationStore, MemoryCorrelationStore, ParkingStore
-from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator, settled_record, settling_record
+from .dlr import DlrEvent, ReceiptCorrelator
 from .inbound import InboundAssembler, InboundMessage, OptOut
 from .job import Job, Outcome, SubmitOutcome, decide, final_status
-from .persist import until_done
+from .receipts import ReceiptPath, wall_clock
 from .routing import Account, Bind, BindSnapshot, BindState, PoolStatus, make_throttle
 from .throttle import TokenBucket
 
@@ -125,7 +123,7 @@ class PoolHandler(Protocol):
     async def on_inbound(self, messages: list[InboundMessage]) -> None: ...
 
 
-class BindPool:
+class BindPool(ReceiptPath):
     """Many binds, one interface. Use ``async with open_pool(config, handler) as pool``."""
 
     def __init__(
@@ -251,7 +249,7 @@ class BindPool:
                 "parked receipts load", self._parking.load_parked, self.instance
             )
             if saved:
-                self._correlator.restore(saved, anyio.current_time(), _wall_clock())
+                self._correlator.restore(saved, anyio.current_time(), wall_clock())
                 log.info("parked receipts restored", count=len(saved))
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -827,7 +825,7 @@ class BindPool:
 
     async def _publish_jobs(self, jobs: list[_Job]) -> list[CorrelationRecord]:
         """Store the mappings of ``jobs`` and publish their outcomes; the mappings."""
-        wall = _wall_clock()
+        wall = wall_clock()
         records: list[CorrelationRecord] = []
         outcomes: list[SubmitOutcome] = []
         stats = self.stats
@@ -890,116 +888,7 @@ class BindPool:
                     if bind.throttle is not None and bind.throttle.tick(now):
                         bind.apply_throttle(now)
                 account.poke()
-            # Parked receipts look again (another daemon, or a newly decided id conversion, may
-            # have the mapping now); those never found are published unmatched.
-            events: list[DlrEvent] = []
-            correlator = self._correlator
-            for account_name, ids in correlator.relookups_due(now).items():
-                found = await self._stored("relookup", self.store.get_many, account_name, ids)
-                events += correlator.receipts_found(account_name, found, now)
-            # Taken out of the correlator and the assembler: published whoever is cancelled.
-            with anyio.CancelScope(shield=True):
-                events += correlator.expire(now)
-                if events:
-                    await self._publish_dlrs(events)
-                await self._sync_parking()
-                await self._forget_settled()
-                expired = self._assembler.expire(now)
-                if expired:
-                    self.stats["inbound"] += len(expired)
-                    await self.handler.on_inbound(expired)
-
-    async def _publish_dlrs(self, events: list[DlrEvent]) -> None:
-        stats = self.stats
-        stats["dlrs"] += len(events)
-        # One pass: the parts these receipts settle, and the counts.
-        settling: list[tuple[CorrelationRecord, str]] = []
-        unmatched = flagged = 0
-        for event in events:
-            record = event.record
-            if record is None:
-                unmatched += 1
-                continue
-            if event.possible_duplicate:
-                flagged += 1
-            stat = event.receipt.stat
-            if stat in SETTLED_STATS:
-                settling.append((record, stat))
-        if unmatched:
-            stats["unmatched_receipts"] += unmatched
-        if flagged:
-            stats["flagged_receipts"] += flagged
-        if settling and self._memory_store is None:
-            # A durable store: the settling parts are marked there before anyone hears of
-            # their receipts, so that a crash before the tombstone (and the deliver_sm_resp)
-            # makes the repeat a flagged duplicate, not a second final (``settling_record``).
-            marks = [settling_record(record, stat) for record, stat in settling]
-            await self._stored("settling mark", self.store.put_many, marks, self._settled_ttl)
-        try:
-            await self.handler.on_dlrs(events)
-        except BaseException:
-            # Not published: parked again, to come out later, never taken for published.
-            self._correlator.unpublished(events)
-            raise
-        stats["duplicate_receipts"] = self._correlator.duplicates
-        # Published: a part whose receipt settled it needs its mapping no more, only a
-        # tombstone, so that a repeat of the receipt is recognised (``forget_settled``: for
-        # ``settled_ttl``; else the mapping is marked and kept as long as it was).
-        if settling:
-            forget = self._forget
-            forget += [settled_record(record, stat) for record, stat in settling]
-            if self._memory_store is not None:
-                # In memory: at once, without awaiting.
-                self._memory_store.put(forget, self._settled_ttl)
-                forget.clear()
-
-    @property
-    def _settled_ttl(self) -> float | None:
-        return self.config.settled_ttl if self.forget_settled else None
-
-    async def _forget_settled(self) -> None:
-        """Replace the mappings of settled parts by their tombstones (one store round trip
-        once a second: not one per receipt batch)."""
-        forget, self._forget = self._forget, []
-        if forget:
-            await self._stored("tombstone store", self.store.put_many, forget, self._settled_ttl)
-
-    async def _stored(self, what: str, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """A correlation or parking store call, tried again until it goes through
-        (``persist.until_done``): a store that fails (Redis restarting, SQLite locked)
-        pauses the task that needs it (the settler, a bind's receipts, housekeeping), with
-        what it holds kept, and never ends the pool. Each call here repeats safely: puts
-        replace, gets read, parks and unparks are by key."""
-        return await until_done(
-            what, call, *args, on_error=self._store_failed, give_up=self._past_drain_deadline
-        )
-
-    def _past_drain_deadline(self) -> bool:
-        return self._give_up_at is not None and anyio.current_time() >= self._give_up_at
-
-    def _store_failed(self, error: str) -> None:
-        self.stats["store_failures"] += 1
-        self.last_store_error = error
-
-    async def _sync_parking(self) -> None:
-        """Make the store's parked receipts what the correlator has parked: save the new ones,
-        delete those published since. Under a lock, so that a save and the delete of the same
-        receipt reach the store in that order."""
-        parking = self._parking
-        if parking is None:
-            return
-        if not self._correlator.parking_changed and not self._parking_lock.locked():
-            # (A save in progress may hold our receipts: then wait for it, below.)
-            return
-        async with self._parking_lock:
-            saved, released = self._correlator.take_parking_changes(
-                _wall_clock() - anyio.current_time()
-            )
-            if saved:
-                self.stats["parked"] += len(saved)
-                await self._stored("parking", parking.park_many, self.instance, saved)
-            if released:
-                await self._stored("unparking", parking.unpark_many, self.instance, released)
+            await self._receipts_tick(now)
 
     # ------------------------------------------------------------------ binds
 
@@ -1095,61 +984,9 @@ class BindPool:
             log.info("reconnecting", bind=bind.name, reason=reason, delay=round(delay, 3))
             await anyio.sleep(delay)
 
-    async def _on_requests(self, bind: Bind, pdus: list[Pdu]) -> list[Pdu | int | None]:
-        """Receipts and inbound messages of one receive: publish, then let the SMSC know
-        (the driver answers every one once this returns)."""
-        account = bind.account
-        name = account.name
-        profile = account.profile
-        receipts: list[Receipt] = []
-        inbound: list[InboundMessage] = []
-        now = anyio.current_time()
-        for pdu in pdus:
-            if not isinstance(pdu, DeliverSm | DataSm):
-                continue
-            receipt = receipt_of(pdu, profile)
-            if receipt is not None:
-                receipts.append(receipt)
-            else:
-                inbound += self._assembler.add(
-                    parse_delivery(pdu, profile), name, now, profile=profile
-                )
-        # Nothing here needs the bind's session: this runs after its connection is gone too
-        # (the driver hands over what it read before the close), and is shielded, since what
-        # the correlator and the assembler took in must be published even if the driver's
-        # task is cancelled meanwhile (a drain, a connection lost). A receipt not published
-        # is not answered either, so the SMSC sends it again; one published twice is
-        # recognised as a repeat.
-        with anyio.CancelScope(shield=True):
-            if receipts:
-                if self._settled:
-                    # Responses of this very receive (or just before) may announce these
-                    # receipts' messages: their mappings go in first, so the receipts find
-                    # them instead of being parked, and "sent" is published before
-                    # "delivered".
-                    await self._flush_settled()
-                ids = [r.message_id for r in receipts]
-                found = await self._stored("receipt lookup", self.store.get_many, name, ids)
-                correlator = self._correlator
-                events = correlator.receipts_arrived(name, receipts, found, now, bind=bind.name)
-                self.stats["duplicate_receipts"] = correlator.duplicates
-                if events:
-                    await self._publish_dlrs(events)
-                # Receipts parked here are in the store before the SMSC hears we have them.
-                await self._sync_parking()
-            if inbound:
-                self.stats["inbound"] += len(inbound)
-                await self.handler.on_inbound(inbound)
-        return [None] * len(pdus)
-
     def inbound_status(self, message: InboundMessage) -> str:
         """The event status of an inbound message: ``stop`` for an opt-out, else ``inbound``."""
         return self._opt_out.status_of(message)
-
-
-def _wall_clock() -> float:
-    """Seconds since the epoch, for the records users read (timers use the anyio clock)."""
-    return time.time()
 
 
 @asynccontextmanager

@@ -52,8 +52,11 @@ class ReceiptPath:
     _settled: list[Any]
     _give_up_at: float | None
 
-    async def _flush_settled(self) -> None:
-        raise NotImplementedError  # (the pool's: store the settled mappings, publish outcomes)
+    if TYPE_CHECKING:
+
+        async def _flush_settled(
+            self,
+        ) -> None: ...  # (the pool's: store the settled mappings, publish outcomes)
 
     async def _receipts_tick(self, now: float) -> None:
         """Once a second: parked receipts look again (another daemon, or a newly decided id

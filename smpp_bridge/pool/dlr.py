@@ -47,14 +47,13 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
 
-from ..codec.receipt import EVENT_STATUS, FINAL_STATS, Receipt
-from ..codec.status import FAILURE, Status
+from ..codec.receipt import FINAL_STATS, Receipt
 from .correlation import (
     SETTLED_META,
     SETTLING_META,
@@ -63,15 +62,19 @@ from .correlation import (
     ParkedReceipt,
     possible_keys,
 )
+from .message_status import (
+    FAILURE_STATUSES,
+    FINAL_STATUSES,
+    MessageStatus,
+    MessageStatusTracker,
+    aggregate_status,
+)
 
 DEFAULT_UNMATCHED_AFTER: Final = 120.0
 DEFAULT_MAX_PARKED: Final = 100_000
 # Seconds after arrival at which a parked receipt is looked up again; then every last interval.
 DEFAULT_RELOOKUP_AFTER: Final = (1.0, 5.0, 15.0, 60.0)
 
-# The statuses of the final receipt stats (``accepted`` among them; ``error`` never comes by
-# receipt): a part with one of these is not expected to change.
-FINAL_STATUSES: Final = frozenset(EVENT_STATUS[stat] for stat in FINAL_STATS)
 # Final stats after which no other receipt for the part is expected, so its mapping may go.
 # Not ACCEPTD: many SMSCs send it and later the real outcome.
 SETTLED_STATS: Final = FINAL_STATS - {"ACCEPTD"}
@@ -114,9 +117,6 @@ def is_settled(record: CorrelationRecord) -> bool:
     return bool(record.meta) and SETTLED_META in record.meta
 
 
-FAILURE_STATUSES: Final = FAILURE
-
-
 def iso_utc(moment: float | datetime) -> str:
     """ISO-8601 in UTC with milliseconds and ``Z``: ``2026-04-21T10:15:00.000Z``. A float is
     seconds since the epoch; a naive datetime is taken as UTC."""
@@ -125,197 +125,6 @@ def iso_utc(moment: float | datetime) -> str:
     else:
         dt = datetime.fromtimestamp(moment, UTC)
     return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
-
-
-def event_for(
-    *,
-    message_id: str,
-    client_id: str | None,
-    status: str,
-    code: int,
-    event_at: float | datetime,
-    parts: int | None = None,
-    segment: int | None = None,
-    submitted_at: float | None = None,
-    bind: str | None = None,
-    reason: str | None = None,
-) -> dict[str, Any]:
-    """The user-facing event (MISSION.md): the contract fields always, extras when known."""
-    event: dict[str, Any] = {
-        "id": message_id,
-        "clientId": client_id,
-        "status": status,
-        "code": code,
-        "eventAt": iso_utc(event_at),
-    }
-    if parts is not None:
-        event["parts"] = parts
-    if segment is not None:
-        event["segment"] = segment
-    if submitted_at is not None:
-        event["submittedAt"] = iso_utc(submitted_at)
-    if bind is not None:
-        event["bind"] = bind
-    if reason is not None:
-        event["reason"] = reason
-    return event
-
-
-def aggregate_status(
-    part_statuses: Sequence[str | None], failed_order: Sequence[int] | None = None
-) -> tuple[str, bool]:
-    """A message's (status, final) from its parts' latest statuses (None: no receipt yet).
-
-    A failure of any part fails the message with that part's status (the first to fail, by
-    ``failed_order``, default part order) and is final; every part with the same status gives
-    that status; every part final and none failed (delivered and accepted mixed) is
-    ``accepted``; anything else is still on its way: ``buffered``.
-    """
-    if failed_order is None:
-        failed_order = [i for i, s in enumerate(part_statuses) if s in FAILURE_STATUSES]
-    for i in failed_order:
-        status = part_statuses[i]
-        if status in FAILURE_STATUSES:
-            assert status is not None
-            return status, True
-    if part_statuses and all(s is not None for s in part_statuses):
-        first = part_statuses[0]
-        assert first is not None
-        if all(s == first for s in part_statuses):
-            return first, first in FINAL_STATUSES
-        if all(s in FINAL_STATUSES for s in part_statuses):
-            return Status.ACCEPTED, True
-    return Status.BUFFERED, False
-
-
-class MessageStatus(msgspec.Struct, frozen=True, gc=False):
-    """Where a whole message stands after one of its parts' receipts.
-
-    ``changed`` says whether this receipt changed the message-level status (the moment to
-    publish a message-level event); ``part_statuses`` is per part, None where no receipt came
-    yet. ``message_id`` is the SMSC id of the lowest-numbered part seen.
-
-    (A frozen ``msgspec.Struct``: one is made per receipt, several times cheaper than a frozen
-    dataclass.)
-    """
-
-    account: str
-    request_id: str
-    client_id: str | None
-    message_id: str
-    parts: int
-    status: str
-    code: int
-    final: bool
-    changed: bool
-    part_statuses: tuple[str | None, ...]
-    submitted_at: float
-
-    def event(
-        self, event_at: float | datetime, *, bind: str | None = None, reason: str | None = None
-    ) -> dict[str, Any]:
-        return event_for(
-            message_id=self.message_id,
-            client_id=self.client_id,
-            status=self.status,
-            code=self.code,
-            event_at=event_at,
-            parts=self.parts,
-            submitted_at=self.submitted_at or None,
-            bind=bind,
-            reason=reason,
-        )
-
-
-@dataclass(slots=True, eq=False)
-class _Message:
-    statuses: list[str | None]
-    codes: list[int]
-    message_ids: list[str | None]
-    failed_order: list[int] = field(default_factory=list)
-    status: str | None = None
-
-
-class MessageStatusTracker:
-    """Per-part receipts of each multipart message and the message-level status they add up
-    to.
-
-    Keeps the last ``max_messages`` multipart messages heard of (least recently updated
-    forgotten first); a finished message is kept too, so that a repeated receipt does not
-    start it over. A part that reached a final status does not go back to an intermediate
-    one. A one-part message has nothing to add up: its status is its receipt's, and it is not
-    kept (``changed`` is then always true), so memory does not grow with one-part traffic.
-    """
-
-    def __init__(self, *, max_messages: int = 100_000) -> None:
-        if max_messages < 1:
-            raise ValueError("max_messages must be at least 1")
-        self.max_messages = max_messages
-        self._messages: dict[tuple[str, str], _Message] = {}
-
-    def __len__(self) -> int:
-        return len(self._messages)
-
-    def update(self, record: CorrelationRecord, status: str, code: int) -> MessageStatus:
-        if record.parts <= 1 and record.part == 0:
-            return MessageStatus(
-                record.account,
-                record.request_id,
-                record.client_id,
-                record.message_id,
-                1,
-                status,
-                code,
-                status in FINAL_STATUSES,
-                True,
-                (status,),
-                record.submitted_at,
-            )
-        key = (record.account, record.request_id)
-        message = self._messages.pop(key, None)
-        parts = max(record.parts, record.part + 1, 1)
-        if message is None:
-            message = _Message([None] * parts, [0] * parts, [None] * parts)
-        elif len(message.statuses) < parts:
-            grow = parts - len(message.statuses)
-            message.statuses.extend([None] * grow)
-            message.codes.extend([0] * grow)
-            message.message_ids.extend([None] * grow)
-        self._messages[key] = message
-        while len(self._messages) > self.max_messages:
-            del self._messages[next(iter(self._messages))]
-
-        i = record.part
-        message.message_ids[i] = record.message_id
-        previous = message.statuses[i]
-        if not (previous in FINAL_STATUSES and status not in FINAL_STATUSES):
-            message.statuses[i] = status
-            message.codes[i] = code
-            if i in message.failed_order:
-                message.failed_order.remove(i)
-            if status in FAILURE_STATUSES:
-                message.failed_order.append(i)
-        overall, final = aggregate_status(message.statuses, message.failed_order)
-        if message.failed_order:
-            overall_code = message.codes[message.failed_order[0]]
-        else:
-            overall_code = next((c for c in message.codes if c), 0)
-        changed = overall != message.status
-        message.status = overall
-        first_id = next(m for m in message.message_ids if m is not None)
-        return MessageStatus(
-            account=record.account,
-            request_id=record.request_id,
-            client_id=record.client_id,
-            message_id=first_id,
-            parts=len(message.statuses),
-            status=overall,
-            code=overall_code,
-            final=final,
-            changed=changed,
-            part_statuses=tuple(message.statuses),
-            submitted_at=record.submitted_at,
-        )
 
 
 class DlrEvent(msgspec.Struct, frozen=True, gc=False):
@@ -363,32 +172,6 @@ class DlrEvent(msgspec.Struct, frozen=True, gc=False):
     @property
     def request_id(self) -> str | None:
         return self.record.request_id if self.record is not None else None
-
-    def event(self, event_at: float | datetime) -> dict[str, Any]:
-        """The per-part user event (for a one-part message, the message's event)."""
-        record = self.record
-        if record is None:
-            return event_for(
-                message_id=self.message_id,
-                client_id=None,
-                status=self.status,
-                code=self.code,
-                event_at=event_at,
-                bind=self.bind,
-                reason=self.reason,
-            )
-        return event_for(
-            message_id=record.message_id,
-            client_id=record.client_id,
-            status=self.status,
-            code=self.code,
-            event_at=event_at,
-            parts=record.parts,
-            segment=record.part + 1 if record.parts > 1 else None,
-            submitted_at=record.submitted_at or None,
-            bind=self.bind,
-            reason=self.reason,
-        )
 
 
 @dataclass(slots=True, eq=False)
@@ -819,7 +602,6 @@ __all__ = [
     "MessageStatusTracker",
     "ReceiptCorrelator",
     "aggregate_status",
-    "event_for",
     "is_settled",
     "iso_utc",
     "settled_record",

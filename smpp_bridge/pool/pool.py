@@ -27,210 +27,74 @@ once rather than parked.
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 import os
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import anyio
 import anyio.abc
-import msgspec
 import structlog
 
-from ..client import Client, open_session, parse_delivery, receipt_of
-from ..codec.compose import address, build_submits, source_address
 from ..codec.constants import CommandId
-from ..codec.pdus import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
-from ..codec.receipt import Receipt
-from ..codec.segment import Concat, TextSplitter
-from ..codec.text import EncodingProfile, profile_named
+from ..codec.pdus import Pdu, SubmitSm, SubmitSmResp
+from ..codec.text import profile_named
 from ..codec.tlv import Tag, Tlv
-from ..driver.driver import Driver
+from ..driver.tasks import BodyError, Signal
 from ..errors import (
-    BindError,
     EncodingError,
     FieldError,
     LocalProtocolError,
     PoolClosed,
     ResponseTimeoutError,
     SessionClosedError,
-    SmppError,
     WindowFull,
 )
-from ..session.connection import Connection
 from .backoff import Backoff
-from .classify import (
-    BindFailureClass,
-    StatusClass,
-    StatusPolicy,
-    classify_bind_failure,
-)
+from .config import AccountConfig, OutboundMessage, PoolConfig, UnknownPolicy
 from .correlation import CorrelationRecord, CorrelationStore, MemoryCorrelationStore, ParkingStore
-from .dlr import SETTLED_STATS, DlrEvent, ReceiptCorrelator, settled_record, settling_record
+from .dlr import DlrEvent, ReceiptCorrelator
 from .inbound import InboundAssembler, InboundMessage, OptOut
-from .persist import until_done
-from .throttle import AdaptiveThrottle, TokenBucket
+from .job import Job, Outcome, SubmitOutcome, decide, final_status
+from .receipts import ReceiptPath, wall_clock
+from .routing import Account, Bind, BindSnapshot, BindState, PoolStatus, make_throttle
+from .supervision import CLOSE_TIMEOUT, BindSupervision
+from .throttle import TokenBucket
 
 log = structlog.get_logger("smpp_bridge.pool")
 
 T = TypeVar("T")
 
-# What a lost or silent connection raises on our side: retry the bind with normal backoff.
-_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    SessionClosedError,
-    ResponseTimeoutError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-)
 # Plain ints, compared per response.
 _CONGESTION_STATE: Final = int(Tag.congestion_state)
 _GENERIC_NACK: Final = int(CommandId.generic_nack)
 
-UnknownPolicy = Literal["retry", "report"]
-BindStateName = Literal["connecting", "up", "backoff", "stopped", "closed"]
 
-# Closing a bind at the end of a drain: the unbind waits this long for its unbind_resp, and
-# every bind's close together at most ``CLOSE_TIMEOUT`` before the rest is cancelled.
-_UNBIND_TIMEOUT: Final = 1.0
-CLOSE_TIMEOUT: Final = 3.0
 # Seconds past a drain's timeout and close a failing store is tried for before it is given up.
 _STORE_GRACE: Final = 1.0
 
 
-class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One SMSC account: where, who, how many binds, and the limits that apply.
+class _Job(Job):
+    """A ``Job`` that is also the driver's callback for its parts' responses (no closure per
+    part): each answer goes to its pool's ``_on_response``."""
 
-    ``transient`` and ``permanent`` override what a response's command_status means for this
-    account's SMSC (numbers or ``ESME_...`` names; see ``classify.StatusPolicy``): retried
-    with backoff up to ``max_retries``, or failed at once with its code. E.g.
-    ``permanent = ["ESME_RSUBMITFAIL"]`` for a vendor whose "submit failed" is final,
-    ``transient = [0x400]`` for a vendor "try later", ``transient = [0x58]`` to retry
-    ESME_RTHROTTLED without slowing down.
-    """
+    __slots__ = ("pool",)
 
-    name: str
-    system_id: str
-    password: str = ""
-    host: str = "127.0.0.1"
-    port: int = 2775
-    system_type: str = ""
-    bind_type: Literal["tx", "rx", "trx"] = "trx"
-    binds: int = 1
-    window: int = 10
-    tls: bool = False
-    profile: str = "spec"
-    concat: Concat = "udh8"
-    tps: float | None = None  # for the whole account
-    bind_tps: float | None = None  # for each bind
-    response_timeout: float = 30.0
-    enquire_link_interval: float | None = 30.0
-    max_retries: int = 5
-    unknown_outcome: UnknownPolicy = "retry"
-    message_id_mode: str = "auto"
-    transient: tuple[int | str, ...] = ()
-    permanent: tuple[int | str, ...] = ()
+    def __init__(
+        self, pool: BindPool, message: OutboundMessage, account: Account, pdus: list[SubmitSm]
+    ) -> None:
+        super().__init__(message, account, pdus)
+        self.pool = pool
 
-    def __post_init__(self) -> None:
-        if self.binds < 1 or self.window < 1:
-            raise ValueError(f"account {self.name!r}: binds and window must be at least 1")
-        for name in ("tps", "bind_tps"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"account {self.name!r}: {name} must be positive")
-        try:
-            self.status_policy()
-        except ValueError as exc:
-            raise ValueError(f"account {self.name!r}: {exc}") from None
-
-    def status_policy(self) -> StatusPolicy:
-        """The defaults with this account's overrides."""
-        return StatusPolicy.overriding(transient=self.transient, permanent=self.permanent)
-
-
-class PoolConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The pool's accounts and the timers that apply to all of them (seconds): how long a
-    receipt waits for its mapping (``unmatched_after``) and a multipart MO for its parts,
-    how long correlations and tombstones live, and the reconnect and retry backoffs."""
-
-    accounts: tuple[AccountConfig, ...]
-    unmatched_after: float = 120.0  # a receipt with no mapping this long is published unmatched
-    inbound_timeout: float = 120.0  # a concatenated MO missing parts this long is published
-    opt_out_keywords: tuple[str, ...] = ("STOP", "BAJA", "UNSUBSCRIBE", "STOPALL", "CANCEL")
-    correlation_ttl: float = 7 * 86400.0
-    # How long a settled part's tombstone stays in the store (with ``forget_settled``): a
-    # receipt the SMSC sends again within it is recognised as a repeat.
-    settled_ttl: float = 86400.0
-    reconnect_base: float = 0.5
-    reconnect_cap: float = 30.0
-    retry_base: float = 0.2
-    retry_cap: float = 10.0
-
-
-class OutboundMessage(msgspec.Struct, kw_only=True):
-    """One message a user asked to send (segmented into parts by the pool)."""
-
-    id: str
-    source: str
-    destination: str
-    text: str
-    client_id: str | None = None
-    encoding: str = "auto"
-    request_dlr: bool = True
-    max_parts: int = 255
-    account: str | None = None
-    template: SubmitSm | None = None
-
-
-class SubmitOutcome(msgspec.Struct):
-    """How one message ended: ``sent``, ``error`` (with ``code``) or ``unknown``."""
-
-    message: OutboundMessage
-    status: Literal["sent", "error", "unknown"]
-    code: int = 0
-    message_ids: tuple[str, ...] = ()
-    parts: int = 0
-    account: str = ""
-    bind: str = ""
-    reason: str | None = None
-    possible_duplicate: bool = False
-    attempts: int = 1
-
-
-class BindSnapshot(msgspec.Struct, frozen=True):
-    """One bind as ``BindPool.bind_states`` sees it now (read-only, for status and metrics).
-
-    ``state``: ``connecting`` (connecting or binding), ``up``, ``backoff`` (waiting to
-    reconnect), ``stopped`` (credentials refused: never retried) or ``closed`` (the pool
-    drained). ``outstanding`` is the requests awaiting a response; ``tps`` the accepted
-    submits per second over the last second.
-    """
-
-    name: str
-    account: str
-    state: BindStateName
-    outstanding: int
-    window: int
-    tps: float
-
-
-class PoolStatus(msgspec.Struct, frozen=True):
-    """The pool as ``BindPool.status()`` sees it now: every bind (account by account), the
-    pool's counters (a copy of ``BindPool.stats``) and whether it drains. Read-only: the daemon's
-    readiness and metrics read this, never the pool's own objects."""
-
-    binds: tuple[BindSnapshot, ...]
-    stats: dict[str, int]
-    draining: bool
-
-    @property
-    def binds_up(self) -> int:
-        """How many binds are bound and taking messages."""
-        return sum(b.state == "up" for b in self.binds)
+    def __call__(self, request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
+        pdus = self.pdus
+        i = 0 if len(pdus) == 1 else next(k for k, pdu in enumerate(pdus) if pdu is request)
+        bind = self.sent_on[i]
+        assert bind is not None
+        self.pool._on_response(self, i, bind, response, error)
 
 
 class PoolHandler(Protocol):
@@ -244,287 +108,7 @@ class PoolHandler(Protocol):
     async def on_inbound(self, messages: list[InboundMessage]) -> None: ...
 
 
-class _Job:
-    """One message on its way: its parts, and how each part fares. It is also the driver's
-    callback for its parts' responses (no closure per part)."""
-
-    __slots__ = (
-        "account",
-        "attempts",
-        "bind",
-        "code",
-        "done",
-        "error_reason",
-        "message",
-        "message_ids",
-        "out",
-        "pdus",
-        "pool",
-        "possible_duplicate",
-        "sent_gen",
-        "sent_on",
-        "settled",
-        "unknown",
-    )
-
-    def __init__(
-        self, pool: BindPool, message: OutboundMessage, account: _Account, pdus: list[SubmitSm]
-    ) -> None:
-        n = len(pdus)
-        self.pool = pool
-        self.message = message
-        self.account = account
-        self.pdus = pdus
-        self.message_ids: list[str | None] = [None] * n
-        self.settled = [False] * n
-        self.attempts = [0] * n
-        # 0: not handed to a bind yet; else 1 + the bind's throttle generation when it was,
-        # so a push-back answer to a part sent before the last slow-down is not counted twice.
-        self.sent_gen = [0] * n
-        self.sent_on: list[_Bind | None] = [None] * n  # the bind each part went out on
-        self.out = 0  # parts handed to a driver and not answered yet
-        self.code = 0
-        self.error_reason: str | None = None
-        self.unknown = False
-        self.possible_duplicate = False
-        self.bind: _Bind | None = None
-        self.done = False
-
-    @property
-    def pending(self) -> bool:
-        return not all(self.settled)
-
-    @property
-    def started(self) -> bool:
-        """Whether any part has been handed to a bind."""
-        return any(self.sent_gen)
-
-    def __call__(self, request: Pdu, response: Pdu | None, error: BaseException | None) -> None:
-        pdus = self.pdus
-        i = 0 if len(pdus) == 1 else next(k for k, pdu in enumerate(pdus) if pdu is request)
-        bind = self.sent_on[i]
-        assert bind is not None
-        self.pool._on_response(self, i, bind, response, error)
-
-
-class _Bind:
-    """One bind of an account: its session when up, its limits and its health."""
-
-    def __init__(
-        self,
-        account: _Account,
-        index: int,
-        *,
-        tick_start: float,
-        tx: bool,
-    ) -> None:
-        self.account = account
-        self.index = index
-        self.name = f"{account.config.name}#{index}"
-        # Rate and window limits that adapt to the SMSC's push-back. Created up front when
-        # the account sets a rate; otherwise at the first push-back, from the rate measured.
-        self.throttle: AdaptiveThrottle | None = None
-        self.bucket: TokenBucket | None = None
-        self.client: Client | None = None
-        self.driver: Driver | None = None
-        self.conn: Connection | None = None
-        self._state: BindStateName = "connecting"
-        # The supervisor's whole loop (cancelled by a drain to abandon a bind not up) and its
-        # wait on an up session (cancelled by a drain to unbind it).
-        self.scope: anyio.CancelScope | None = None
-        self.up_scope: anyio.CancelScope | None = None
-        self.freed = anyio.Event()
-        self.acks = 0  # accepted since tick_start
-        self.tick_start = tick_start
-        self.first_ack = tick_start  # when the first of ``acks`` came
-        self.measured_rate = 0.0  # accepted per second over the last full tick
-        self.tx = tx  # may submit (not a receiver bind)
-        self.generation = 0  # how many times the throttle cut this bind's limits
-        self.buckets: tuple[TokenBucket, ...] = ()  # the account's and this bind's
-        self.waiters = 0  # tasks waiting on ``freed``
-
-    @property
-    def state(self) -> BindStateName:
-        return self._state
-
-    @state.setter
-    def state(self, value: BindStateName) -> None:
-        self._state = value
-        self.account.refresh()
-
-    @property
-    def can_submit(self) -> bool:
-        # A session that just closed is still "up" until its supervisor notices; sending on
-        # it raises SessionClosedError, which reroutes the message.
-        return self._state == "up" and self.tx
-
-    def attach(self, client: Client | None) -> None:
-        """The session this bind now runs on (None: none)."""
-        self.client = client
-        self.driver = client.driver if client is not None else None
-        self.conn = client.connection if client is not None else None
-
-    def free_slots(self) -> int:
-        """Window slots usable now: the session's, capped by the adaptive window."""
-        conn = self.conn
-        assert conn is not None
-        if self.throttle is None:
-            return conn.window_free
-        return min(conn.window_free, self.throttle.window - conn.outstanding)
-
-    def wake(self) -> None:
-        """Wake whoever waits for a slot on this bind."""
-        if self.waiters:
-            self.freed.set()
-
-    async def wait_freed(self) -> None:
-        """Wait for ``wake`` (or a response that frees a batch of slots)."""
-        event = self.freed
-        if event.is_set():
-            # Set since anyone last waited: a fresh one, made only when someone waits.
-            event = self.freed = anyio.Event()
-        self.waiters += 1
-        try:
-            await event.wait()
-        finally:
-            self.waiters -= 1
-
-    def has_room(self) -> bool:
-        """Whether a batch of slots is free (or nothing is outstanding): when a waiting sender
-        is worth waking, to refill the window in one go, not one task switch per response."""
-        conn = self.conn
-        return conn is not None and (
-            conn.outstanding == 0 or self.free_slots() >= min(16, max(1, conn.config.window // 4))
-        )
-
-    def response_freed_slot(self) -> None:
-        """A response freed a slot: wake a sender waiting on this bind if it has room."""
-        if self.waiters and not self.freed.is_set() and self.has_room():
-            self.freed.set()
-
-    def tick_rate(self, now: float) -> float:
-        """Accepted per second in the tick in progress, counted from its first acceptance,
-        not from its start: a bind idle until then (a pool just started, say) would
-        otherwise read as a slow one, and the throttle made at the first push-back would be
-        capped at that."""
-        return self.acks / max(now - self.first_ack, 0.005) if self.acks else 0.0
-
-    def current_rate(self, now: float) -> float:
-        """Accepted per second, from the last full tick or the one in progress."""
-        return max(self.measured_rate, self.tick_rate(now))
-
-    def apply_throttle(self, now: float) -> None:
-        """Make the token bucket follow the throttle's current rate."""
-        if self.throttle is None:
-            return
-        rate = self.throttle.rate
-        burst = max(1.0, rate / 20)
-        if self.bucket is None:
-            self.bucket = TokenBucket(rate, burst, now)
-        else:
-            self.bucket.set_rate(rate, now, burst=burst)
-        self.refresh_buckets()
-
-    def refresh_buckets(self) -> None:
-        self.buckets = tuple(b for b in (self.account.bucket, self.bucket) if b is not None)
-
-
-class _Account:
-    def __init__(self, config: AccountConfig, profile: EncodingProfile, bucket: TokenBucket | None):
-        self.config = config
-        self.name = config.name
-        self.profile = profile
-        self.policy = config.status_policy()
-        self.splitter = TextSplitter(profile)
-        self.bucket = bucket
-        self.binds: list[_Bind] = []
-        self.submitters: list[_Bind] = []  # binds that can submit now
-        self.changed = anyio.Event()
-        self.waiters = 0  # tasks waiting on ``changed``
-        self.reference = 0
-
-    def next_reference(self) -> int:
-        self.reference = (self.reference + 1) & 0xFFFF
-        return self.reference
-
-    def refresh(self) -> None:
-        self.submitters = [b for b in self.binds if b.can_submit]
-
-    def pick(self) -> tuple[_Bind | None, int]:
-        """The bind with the most free window now and its free slots ((None, 0) if every one
-        is full or down)."""
-        best: _Bind | None = None
-        most = 0
-        for bind in self.submitters:
-            free = bind.free_slots()
-            if free > most:
-                best, most = bind, free
-        return best, most
-
-    def build(self, message: OutboundMessage) -> list[SubmitSm]:
-        """The message's submit_sm PDUs (``build_submits``, with this account's profile and
-        memory of texts)."""
-        text = message.text
-        if message.template is None and len(text) <= 70:
-            # Short texts (most traffic) fit one part whatever the encoding: built here,
-            # without the general path's keyword plumbing. (Equal to ``build_submits``.)
-            split = self.splitter.split(
-                text,
-                encoding=message.encoding,
-                concat=self.config.concat,
-                max_parts=message.max_parts,
-            )
-            if len(split.segments) == 1:
-                segment = split.segments[0]
-                s_ton, s_npi, s_addr = source_address(message.source)
-                d_ton, d_npi, d_addr = address(message.destination)
-                return [
-                    SubmitSm(
-                        source_addr_ton=s_ton,
-                        source_addr_npi=s_npi,
-                        source_addr=s_addr,
-                        dest_addr_ton=d_ton,
-                        dest_addr_npi=d_npi,
-                        destination_addr=d_addr,
-                        esm_class=segment.esm_class,
-                        registered_delivery=1 if message.request_dlr else 0,
-                        data_coding=split.data_coding,
-                        short_message=segment.short_message,
-                        tlvs=segment.tlvs,
-                    )
-                ]
-        return build_submits(
-            message.source,
-            message.destination,
-            text,
-            profile=self.profile,
-            reference=self.next_reference(),
-            encoding=message.encoding,
-            concat=self.config.concat,
-            registered_delivery=1 if message.request_dlr else 0,
-            max_parts=message.max_parts,
-            template=message.template,
-            splitter=self.splitter,
-        )
-
-    def poke(self) -> None:
-        """Wake everyone waiting for capacity on this account."""
-        if self.waiters:
-            self.changed.set()
-
-    async def wait_changed(self) -> None:
-        """Wait for ``poke``."""
-        event = self.changed
-        if event.is_set():
-            event = self.changed = anyio.Event()
-        self.waiters += 1
-        try:
-            await event.wait()
-        finally:
-            self.waiters -= 1
-
-
-class BindPool:
+class BindPool(BindSupervision, ReceiptPath):
     """Many binds, one interface. Use ``async with open_pool(config, handler) as pool``."""
 
     def __init__(
@@ -565,19 +149,19 @@ class BindPool:
         self._parking = self.store if isinstance(self.store, ParkingStore) else None
         self._rng = rng or random.Random()
         now = anyio.current_time()
-        self.accounts: dict[str, _Account] = {}
+        self.accounts: dict[str, Account] = {}
         for ac in config.accounts:
-            account = _Account(
+            account = Account(
                 ac,
                 profile_named(ac.profile),
                 TokenBucket(ac.tps, max(1.0, ac.tps / 10), now) if ac.tps else None,
             )
             per_bind = ac.bind_tps or (ac.tps / ac.binds if ac.tps else None)
             for i in range(ac.binds):
-                bind = _Bind(account, i, tick_start=now, tx=ac.bind_type != "rx")
+                bind = Bind(account, i, tick_start=now, tx=ac.bind_type != "rx")
                 bind.refresh_buckets()
                 if per_bind is not None:
-                    bind.throttle = _throttle(per_bind, ac.window, now)
+                    bind.throttle = make_throttle(per_bind, ac.window, now)
                     bind.apply_throttle(now)
                 account.binds.append(bind)
             self.accounts[ac.name] = account
@@ -602,17 +186,17 @@ class BindPool:
         self._assembler = InboundAssembler(timeout=config.inbound_timeout)
         self._opt_out = OptOut(config.opt_out_keywords)
         self._settled: list[_Job] = []
-        self._settled_event = anyio.Event()
+        self._settled_signal = Signal()
         # One publisher of settled messages at a time: outcomes reach the handler in order and
         # never from two tasks at once.
         self._settle_lock = anyio.Lock()
         self._retries: list[tuple[float, int, _Job, int]] = []
         # Messages a drain gives back (``_none_accepted``) found by a resend that had no bind.
         self._given_back: list[OutboundMessage] = []
-        self._retry_event = anyio.Event()
+        self._retry_signal = Signal()
         self._tiebreak = itertools.count()
         self._jobs: set[_Job] = set()  # accepted by ``send``, outcome not yet published
-        self._idle = anyio.Event()
+        self._idle = Signal()  # fired when the last job in flight is done with
         self._draining = False
         self._tg: anyio.abc.TaskGroup | None = None
         self.stats: dict[str, int] = {
@@ -650,7 +234,7 @@ class BindPool:
                 "parked receipts load", self._parking.load_parked, self.instance
             )
             if saved:
-                self._correlator.restore(saved, anyio.current_time(), _wall_clock())
+                self._correlator.restore(saved, anyio.current_time(), wall_clock())
                 log.info("parked receipts restored", count=len(saved))
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -666,7 +250,9 @@ class BindPool:
         """Wait until ``binds`` binds (default: all of them) are up."""
         want = binds if binds is not None else sum(len(a.binds) for a in self.accounts.values())
         with anyio.fail_after(timeout):
-            while sum(b.state == "up" for a in self.accounts.values() for b in a.binds) < want:
+            while (
+                sum(b.state is BindState.UP for a in self.accounts.values() for b in a.binds) < want
+            ):
                 await anyio.sleep(0.01)
 
     @property
@@ -735,15 +321,14 @@ class BindPool:
         self._give_up_at = anyio.current_time() + timeout + CLOSE_TIMEOUT + _STORE_GRACE
         for account in self.accounts.values():
             for bind in account.binds:
-                if bind.state != "up" and bind.scope is not None:
+                if bind.state is not BindState.UP and bind.scope is not None:
                     bind.scope.cancel()  # backoff or connecting: abandoned
             account.poke()
             for bind in account.binds:
                 bind.wake()
-        self._retry_event.set()
+        self._retry_signal.fire()
         with anyio.move_on_after(timeout):
             while self._jobs:
-                self._idle = anyio.Event()
                 await self._idle.wait()
         for job in list(self._jobs):
             if job.done:
@@ -774,19 +359,6 @@ class BindPool:
             self._tg.cancel_scope.cancel()
         unsent, self._given_back = self._given_back, []
         return unsent
-
-    async def _close_binds(self) -> None:
-        """Unbind every bind that is up and wait (``CLOSE_TIMEOUT`` at most) for every
-        supervisor to end (draining: none reconnects)."""
-        for account in self.accounts.values():
-            for bind in account.binds:
-                if bind.up_scope is not None:
-                    bind.up_scope.cancel()  # its supervisor unbinds
-                elif bind.scope is not None and bind.state != "up":
-                    bind.scope.cancel()
-        if self._supervisors:
-            with anyio.move_on_after(CLOSE_TIMEOUT):
-                await self._supervisors_done.wait()
 
     # ------------------------------------------------------------------ sending
 
@@ -919,9 +491,9 @@ class BindPool:
         it (else it would wait out its whole timeout for a message that is gone)."""
         self._jobs.discard(job)
         if not self._jobs:
-            self._idle.set()
+            self._idle.fire()
 
-    def _account_for(self, message: OutboundMessage) -> _Account:
+    def _account_for(self, message: OutboundMessage) -> Account:
         if message.account is not None:
             try:
                 return self.accounts[message.account]
@@ -962,7 +534,7 @@ class BindPool:
                     # The session ended (or is unbinding) under us; its supervisor will
                     # notice soon, but no one may pick this bind meanwhile (that would spin
                     # without yielding).
-                    bind.state = "closed" if self._draining else "backoff"
+                    bind.move_to(BindState.CLOSED if self._draining else BindState.BACKOFF)
                     job.bind = None
                     bind.account.poke()
                     break
@@ -980,7 +552,7 @@ class BindPool:
         if not job.pending:
             self._finish(job)
 
-    async def _acquire(self, account: _Account, prefer: _Bind | None) -> _Bind:
+    async def _acquire(self, account: Account, prefer: Bind | None) -> Bind:
         """A bind of ``account`` that can submit, waiting for one if need be."""
         while True:
             if prefer is not None and prefer.can_submit:
@@ -989,15 +561,15 @@ class BindPool:
             if len(candidates) == 1:
                 return candidates[0]
             if candidates:
-                return max(candidates, key=_Bind.free_slots)
-            if all(b.state == "stopped" for b in account.binds):
+                return max(candidates, key=Bind.free_slots)
+            if all(b.state is BindState.STOPPED for b in account.binds):
                 raise PoolClosed(f"every bind of account {account.name!r} is stopped")
             if self._draining:
                 # No bind connects again: waiting would only hold the drain up.
                 raise PoolClosed(f"the pool is draining and no bind of {account.name!r} is up")
             await account.wait_changed()
 
-    async def _wait_slot(self, bind: _Bind, job: _Job) -> bool:
+    async def _wait_slot(self, bind: Bind, job: _Job) -> bool:
         """Wait for a window slot and TPS tokens on ``bind``; False if it stops being usable
         (or the pool starts draining before this message got anything out)."""
         while True:
@@ -1022,7 +594,7 @@ class BindPool:
         self,
         job: _Job,
         i: int,
-        bind: _Bind,
+        bind: Bind,
         response: Pdu | None,
         error: BaseException | None,
     ) -> None:
@@ -1039,6 +611,7 @@ class BindPool:
                 self._congestion(bind, tlvs, job.sent_gen[i])
             status = response.command_status
             if status == 0:
+                # (``decide``'s answer for 0, SETTLE, taken inline: the common case.)
                 if not bind.acks:
                     bind.first_ack = anyio.current_time()  # (once a tick)
                 bind.acks += 1
@@ -1053,14 +626,20 @@ class BindPool:
                     self._finish(job)
                 return
             now = anyio.current_time()
-            kind = account.policy.classify(status, nack=response.command_id == _GENERIC_NACK)
-            if kind is StatusClass.BACKPRESSURE:
+            cfg = account.config
+            outcome = decide(
+                status,
+                nack=response.command_id == _GENERIC_NACK,
+                attempts=job.attempts[i],
+                max_retries=cfg.max_retries,
+                policy=account.policy,
+                unknown=cfg.unknown_outcome,
+            )
+            if outcome is Outcome.BACKPRESSURE:
                 self.stats["throttled"] += 1
                 self._push_back(bind, now, job.sent_gen[i])
                 self._schedule_retry(job, i, now, unlimited=True)
-            elif kind in (StatusClass.TRANSIENT, StatusClass.SESSION) and (
-                job.attempts[i] < account.config.max_retries
-            ):
+            elif outcome is Outcome.RETRY:
                 self._schedule_retry(job, i, now)
             else:
                 job.code = status
@@ -1071,7 +650,15 @@ class BindPool:
             # and say it may be a duplicate, or report the outcome as unknown.
             cfg = account.config
             timeout = isinstance(error, ResponseTimeoutError)
-            if cfg.unknown_outcome == "retry" and job.attempts[i] < cfg.max_retries:
+            outcome = decide(
+                None,
+                nack=False,
+                attempts=job.attempts[i],
+                max_retries=cfg.max_retries,
+                policy=account.policy,
+                unknown=cfg.unknown_outcome,
+            )
+            if outcome is Outcome.RETRY:
                 job.possible_duplicate = True
                 self.stats["resubmitted_unknown"] += 1
                 self._schedule_retry(job, i, anyio.current_time())
@@ -1082,7 +669,7 @@ class BindPool:
         if not job.pending:
             self._finish(job)
 
-    def _congestion(self, bind: _Bind, tlvs: tuple[Tlv, ...], sent_gen: int) -> None:
+    def _congestion(self, bind: Bind, tlvs: tuple[Tlv, ...], sent_gen: int) -> None:
         """A congestion_state TLV: slow down at 90 and above, else let the throttle adapt."""
         for tlv in tlvs:
             if tlv.tag == _CONGESTION_STATE:
@@ -1096,14 +683,14 @@ class BindPool:
                             bind.apply_throttle(now)
                 return
 
-    def _push_back(self, bind: _Bind, now: float, sent_gen: int) -> None:
+    def _push_back(self, bind: Bind, now: float, sent_gen: int) -> None:
         """The SMSC said slow down: cut this bind's rate and window (AIMD)."""
         if sent_gen and sent_gen <= bind.generation:
             return  # sent before the last cut, at the old pace: already paid for
         if bind.throttle is None:
             # No rate configured: start from what the bind achieved just before.
             rate = max(bind.current_rate(now), 10.0)
-            bind.throttle = _throttle(rate, bind.account.config.window, now)
+            bind.throttle = make_throttle(rate, bind.account.config.window, now)
         if bind.throttle.on_backpressure(now):
             bind.generation += 1
             bind.apply_throttle(now)
@@ -1114,7 +701,7 @@ class BindPool:
         attempt = job.attempts[i] if not unlimited else min(job.attempts[i], 6)
         ready = now + self._retry.delay(attempt, self._rng)
         heapq.heappush(self._retries, (ready, next(self._tiebreak), job, i))
-        self._retry_event.set()
+        self._retry_signal.fire()
 
     def _finish(self, job: _Job) -> None:
         if job.done:
@@ -1122,7 +709,7 @@ class BindPool:
         job.done = True
         if not self._settled:
             # The settler takes the whole list each time it wakes: one wake-up per batch.
-            self._settled_event.set()
+            self._settled_signal.fire()
         self._settled.append(job)
 
     # ------------------------------------------------------------------ background tasks
@@ -1131,32 +718,20 @@ class BindPool:
         assert self._tg is not None
         while True:
             if not self._retries:
-                self._retry_event = anyio.Event()
-                await self._retry_event.wait()
+                await self._retry_signal.wait()
                 continue
             ready, _, job, i = self._retries[0]
             delay = ready - anyio.current_time()
             if delay > 0:
                 with anyio.move_on_after(delay):
-                    self._retry_event = anyio.Event()
-                    await self._retry_event.wait()
+                    await self._retry_signal.wait()
                 continue
             heapq.heappop(self._retries)
             self._tg.start_soon(self._resend, job, i)
 
-    @staticmethod
-    def _smsc_may_have(job: _Job) -> bool:
-        """Whether the SMSC may hold a part of ``job``: one accepted, or one sent without an
-        answer (``possible_duplicate``)."""
-        return job.possible_duplicate or any(job.message_ids)
-
     def _none_accepted(self, job: _Job) -> bool:
-        """Whether the SMSC has no part of ``job`` and none is decided: nothing accepted,
-        sent without an answer, refused for good, given up as unknown, or out now; every
-        part handed out so far was refused (throttled, a transient error) and waits for a
-        retry. Such a message is as unsent as one never tried: a drain gives it back rather
-        than calling it unknown or failed."""
-        return not (job.out or any(job.settled) or self._smsc_may_have(job))
+        """``Job.none_accepted``: a drain gives such a message back."""
+        return job.none_accepted
 
     def _give_back(self, job: _Job) -> None:
         """A drain returns ``job``'s message unsent (``_none_accepted``): nothing more of it
@@ -1178,7 +753,7 @@ class BindPool:
                 return
             # The SMSC may have this part (an unanswered copy) or others of the message:
             # unknown; else it has none of it, and the part was refused: error.
-            if self._smsc_may_have(job):
+            if job.smsc_may_have:
                 job.unknown = True
             job.error_reason = f"not resent: {exc}"
             job.settled[i] = True
@@ -1186,9 +761,11 @@ class BindPool:
                 self._finish(job)
 
     async def _settler(self) -> None:
+        event = self._settled_signal.event()
         while True:
-            await self._settled_event.wait()
-            self._settled_event = anyio.Event()
+            await event.wait()
+            # Taken before the flush: a job settled while it runs wakes us again.
+            event = self._settled_signal.event()
             await self._flush_settled()
 
     async def _flush_settled(self) -> None:
@@ -1220,21 +797,14 @@ class BindPool:
 
     async def _publish_jobs(self, jobs: list[_Job]) -> list[CorrelationRecord]:
         """Store the mappings of ``jobs`` and publish their outcomes; the mappings."""
-        wall = _wall_clock()
+        wall = wall_clock()
         records: list[CorrelationRecord] = []
         outcomes: list[SubmitOutcome] = []
         stats = self.stats
         for job in jobs:
             ids = job.message_ids
             n = len(ids)
-            if job.code:
-                status: Literal["sent", "error", "unknown"] = "error"
-            elif job.unknown:
-                status = "unknown"
-            elif job.error_reason is not None and not any(ids):
-                status = "error"
-            else:
-                status = "sent"
+            status = final_status(job.code, job.unknown, job.error_reason, any(ids))
             stats[status] += 1
             message = job.message
             name = job.account.name
@@ -1275,7 +845,7 @@ class BindPool:
         await self.handler.on_outcomes(outcomes)
         self._jobs.difference_update(jobs)
         if not self._jobs:
-            self._idle.set()
+            self._idle.fire()
         return records
 
     async def _housekeeping(self) -> None:
@@ -1290,277 +860,11 @@ class BindPool:
                     if bind.throttle is not None and bind.throttle.tick(now):
                         bind.apply_throttle(now)
                 account.poke()
-            # Parked receipts look again (another daemon, or a newly decided id conversion, may
-            # have the mapping now); those never found are published unmatched.
-            events: list[DlrEvent] = []
-            correlator = self._correlator
-            for account_name, ids in correlator.relookups_due(now).items():
-                found = await self._stored("relookup", self.store.get_many, account_name, ids)
-                events += correlator.receipts_found(account_name, found, now)
-            # Taken out of the correlator and the assembler: published whoever is cancelled.
-            with anyio.CancelScope(shield=True):
-                events += correlator.expire(now)
-                if events:
-                    await self._publish_dlrs(events)
-                await self._sync_parking()
-                await self._forget_settled()
-                expired = self._assembler.expire(now)
-                if expired:
-                    self.stats["inbound"] += len(expired)
-                    await self.handler.on_inbound(expired)
-
-    async def _publish_dlrs(self, events: list[DlrEvent]) -> None:
-        stats = self.stats
-        stats["dlrs"] += len(events)
-        # One pass: the parts these receipts settle, and the counts.
-        settling: list[tuple[CorrelationRecord, str]] = []
-        unmatched = flagged = 0
-        for event in events:
-            record = event.record
-            if record is None:
-                unmatched += 1
-                continue
-            if event.possible_duplicate:
-                flagged += 1
-            stat = event.receipt.stat
-            if stat in SETTLED_STATS:
-                settling.append((record, stat))
-        if unmatched:
-            stats["unmatched_receipts"] += unmatched
-        if flagged:
-            stats["flagged_receipts"] += flagged
-        if settling and self._memory_store is None:
-            # A durable store: the settling parts are marked there before anyone hears of
-            # their receipts, so that a crash before the tombstone (and the deliver_sm_resp)
-            # makes the repeat a flagged duplicate, not a second final (``settling_record``).
-            marks = [settling_record(record, stat) for record, stat in settling]
-            await self._stored("settling mark", self.store.put_many, marks, self._settled_ttl)
-        try:
-            await self.handler.on_dlrs(events)
-        except BaseException:
-            # Not published: parked again, to come out later, never taken for published.
-            self._correlator.unpublished(events)
-            raise
-        stats["duplicate_receipts"] = self._correlator.duplicates
-        # Published: a part whose receipt settled it needs its mapping no more, only a
-        # tombstone, so that a repeat of the receipt is recognised (``forget_settled``: for
-        # ``settled_ttl``; else the mapping is marked and kept as long as it was).
-        if settling:
-            forget = self._forget
-            forget += [settled_record(record, stat) for record, stat in settling]
-            if self._memory_store is not None:
-                # In memory: at once, without awaiting.
-                self._memory_store.put(forget, self._settled_ttl)
-                forget.clear()
-
-    @property
-    def _settled_ttl(self) -> float | None:
-        return self.config.settled_ttl if self.forget_settled else None
-
-    async def _forget_settled(self) -> None:
-        """Replace the mappings of settled parts by their tombstones (one store round trip
-        once a second: not one per receipt batch)."""
-        forget, self._forget = self._forget, []
-        if forget:
-            await self._stored("tombstone store", self.store.put_many, forget, self._settled_ttl)
-
-    async def _stored(self, what: str, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """A correlation or parking store call, tried again until it goes through
-        (``persist.until_done``): a store that fails (Redis restarting, SQLite locked)
-        pauses the task that needs it (the settler, a bind's receipts, housekeeping), with
-        what it holds kept, and never ends the pool. Each call here repeats safely: puts
-        replace, gets read, parks and unparks are by key."""
-        return await until_done(
-            what, call, *args, on_error=self._store_failed, give_up=self._past_drain_deadline
-        )
-
-    def _past_drain_deadline(self) -> bool:
-        return self._give_up_at is not None and anyio.current_time() >= self._give_up_at
-
-    def _store_failed(self, error: str) -> None:
-        self.stats["store_failures"] += 1
-        self.last_store_error = error
-
-    async def _sync_parking(self) -> None:
-        """Make the store's parked receipts what the correlator has parked: save the new ones,
-        delete those published since. Under a lock, so that a save and the delete of the same
-        receipt reach the store in that order."""
-        parking = self._parking
-        if parking is None:
-            return
-        if not self._correlator.parking_changed and not self._parking_lock.locked():
-            # (A save in progress may hold our receipts: then wait for it, below.)
-            return
-        async with self._parking_lock:
-            saved, released = self._correlator.take_parking_changes(
-                _wall_clock() - anyio.current_time()
-            )
-            if saved:
-                self.stats["parked"] += len(saved)
-                await self._stored("parking", parking.park_many, self.instance, saved)
-            if released:
-                await self._stored("unparking", parking.unpark_many, self.instance, released)
-
-    # ------------------------------------------------------------------ binds
-
-    async def _supervise(self, bind: _Bind) -> None:
-        """Keep one bind up for as long as the pool runs (until it drains)."""
-        self._supervisors += 1
-        try:
-            with anyio.CancelScope() as scope:
-                bind.scope = scope
-                await self._keep_up(bind)
-        finally:
-            bind.scope = None
-            self._supervisors -= 1
-            if not self._supervisors:
-                self._supervisors_done.set()
-            if self._draining and bind.state != "stopped":
-                bind.state = "closed"
-                bind.account.poke()
-
-    async def _keep_up(self, bind: _Bind) -> None:
-        account = bind.account
-        cfg = account.config
-        attempt = 0
-        while not self._draining:
-            bind.state = "connecting"
-            try:
-                async with open_session(
-                    cfg.host,
-                    cfg.port,
-                    cfg.system_id,
-                    cfg.password,
-                    cfg.bind_type,
-                    tls=cfg.tls,
-                    window=cfg.window,
-                    system_type=cfg.system_type,
-                    response_timeout=cfg.response_timeout,
-                    enquire_link_interval=cfg.enquire_link_interval,
-                    profile=account.profile,
-                    on_request_batch=functools.partial(self._on_requests, bind),
-                ) as client:
-                    if self._draining:
-                        # Bound just as the drain began: not for sending.
-                        await client.unbind(_UNBIND_TIMEOUT)
-                        return
-                    bind.attach(client)
-                    bind.state = "up"
-                    attempt = 0
-                    log.info("bind up", bind=bind.name, smsc=client.smsc_system_id)
-                    account.poke()
-                    with anyio.CancelScope() as up:
-                        bind.up_scope = up  # a drain cancels it to unbind
-                        await client.driver.wait_closed()
-                    bind.up_scope = None
-                    if not client.driver.closed:
-                        # The drain is over: out of the routing, then unbind (briefly).
-                        bind.state = "closed"
-                        account.poke()
-                        await client.unbind(_UNBIND_TIMEOUT)
-                        log.info("bind closed", bind=bind.name)
-                        return
-                    reason = client.driver.closed_reason
-                    log.warning("bind lost", bind=bind.name, reason=reason)
-                failure = BindFailureClass.NETWORK
-            except BindError as exc:
-                failure = classify_bind_failure(exc.command_status, exc)
-                reason = str(exc)
-            except (OSError, TimeoutError, SmppError, anyio.BrokenResourceError) as exc:
-                failure = classify_bind_failure(None, exc, network_errors=_NETWORK_ERRORS)
-                reason = f"{type(exc).__name__}: {exc}"
-            finally:
-                # Out of the routing first, then without a session.
-                bind.up_scope = None
-                if bind.state == "up":
-                    bind.state = "closed" if self._draining else "backoff"
-                bind.attach(None)
-                bind.freed.set()
-                account.poke()
-            if failure is BindFailureClass.AUTH:
-                bind.state = "stopped"
-                log.error(
-                    "bind refused: check system_id and password; not retrying",
-                    bind=bind.name,
-                    reason=reason,
-                )
-                account.poke()
-                return
-            if self._draining:
-                return  # a bind down stays down
-            bind.state = "backoff"
-            self.stats["reconnects"] += 1
-            delay = self._reconnect.delay(attempt, self._rng, long=failure is BindFailureClass.BUSY)
-            attempt += 1
-            log.info("reconnecting", bind=bind.name, reason=reason, delay=round(delay, 3))
-            await anyio.sleep(delay)
-
-    async def _on_requests(self, bind: _Bind, pdus: list[Pdu]) -> list[Pdu | int | None]:
-        """Receipts and inbound messages of one receive: publish, then let the SMSC know
-        (the driver answers every one once this returns)."""
-        account = bind.account
-        name = account.name
-        profile = account.profile
-        receipts: list[Receipt] = []
-        inbound: list[InboundMessage] = []
-        now = anyio.current_time()
-        for pdu in pdus:
-            if not isinstance(pdu, DeliverSm | DataSm):
-                continue
-            receipt = receipt_of(pdu, profile)
-            if receipt is not None:
-                receipts.append(receipt)
-            else:
-                inbound += self._assembler.add(
-                    parse_delivery(pdu, profile), name, now, profile=profile
-                )
-        # Nothing here needs the bind's session: this runs after its connection is gone too
-        # (the driver hands over what it read before the close), and is shielded, since what
-        # the correlator and the assembler took in must be published even if the driver's
-        # task is cancelled meanwhile (a drain, a connection lost). A receipt not published
-        # is not answered either, so the SMSC sends it again; one published twice is
-        # recognised as a repeat.
-        with anyio.CancelScope(shield=True):
-            if receipts:
-                if self._settled:
-                    # Responses of this very receive (or just before) may announce these
-                    # receipts' messages: their mappings go in first, so the receipts find
-                    # them instead of being parked, and "sent" is published before
-                    # "delivered".
-                    await self._flush_settled()
-                ids = [r.message_id for r in receipts]
-                found = await self._stored("receipt lookup", self.store.get_many, name, ids)
-                correlator = self._correlator
-                events = correlator.receipts_arrived(name, receipts, found, now, bind=bind.name)
-                self.stats["duplicate_receipts"] = correlator.duplicates
-                if events:
-                    await self._publish_dlrs(events)
-                # Receipts parked here are in the store before the SMSC hears we have them.
-                await self._sync_parking()
-            if inbound:
-                self.stats["inbound"] += len(inbound)
-                await self.handler.on_inbound(inbound)
-        return [None] * len(pdus)
+            await self._receipts_tick(now)
 
     def inbound_status(self, message: InboundMessage) -> str:
         """The event status of an inbound message: ``stop`` for an opt-out, else ``inbound``."""
         return self._opt_out.status_of(message)
-
-
-def _throttle(max_rate: float, window: int, now: float) -> AdaptiveThrottle:
-    return AdaptiveThrottle(
-        max_rate=max_rate,
-        max_window=window,
-        now=now,
-        min_rate=min(1.0, max_rate),
-        cooldown=0.2,
-        recovery_interval=0.5,
-    )
-
-
-def _wall_clock() -> float:
-    """Seconds since the epoch, for the records users read (timers use the anyio clock)."""
-    return time.time()
 
 
 @asynccontextmanager
@@ -1587,19 +891,17 @@ async def open_pool(
         recent_settled=recent_settled,
     )
     # An error of the caller's block is re-raised as it is, not wrapped in an exception group.
-    saved: BaseException | None = None
+    saved = BodyError()
     async with anyio.create_task_group() as tg:
         await tg.start(pool.run)
         try:
-            yield pool
-        except BaseException as exc:
-            saved = exc
+            with saved:
+                yield pool
         finally:
             with anyio.CancelScope(shield=True):
                 await pool.drain(drain_timeout)
             tg.cancel_scope.cancel()
-    if saved is not None:
-        raise saved
+    saved.reraise()
 
 
 __all__ = [
@@ -1613,5 +915,6 @@ __all__ = [
     "PoolHandler",
     "PoolStatus",
     "SubmitOutcome",
+    "UnknownPolicy",
     "open_pool",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
+from smpp_bridge.codec.status import Status
 from smpp_bridge.errors import PoolClosed
 from smpp_bridge.pool import (
     AccountConfig,
@@ -163,8 +164,9 @@ async def test_connection_drops_mid_window_every_message_accounted_for(policy: s
         assert n <= accepted <= n + flagged
     else:
         assert set(by_status) <= {"sent", "unknown"}
-        assert by_status["unknown"] > 0
-        assert by_status["sent"] <= accepted <= by_status["sent"] + by_status["unknown"]
+        assert by_status[Status.UNKNOWN] > 0
+        sent, unknown = by_status[Status.SENT], by_status[Status.UNKNOWN]
+        assert sent <= accepted <= sent + unknown
 
 
 async def test_receipts_find_their_message_whatever_the_race_and_the_id_format() -> None:

@@ -17,6 +17,7 @@ from smpp_bridge.bridge.envelope import Event
 from smpp_bridge.bridge.events import iso_time as _iso
 from smpp_bridge.bridge.store import MemoryMessageStore
 from smpp_bridge.codec.receipt import Receipt
+from smpp_bridge.codec.status import Status
 from smpp_bridge.pool import DlrEvent, MemoryCorrelationStore, OutboundMessage, SubmitOutcome
 from smpp_bridge.pool.dlr import iso_utc
 from tests.bridge_fakes import MemoryWorkQueue
@@ -126,7 +127,7 @@ async def published(events: MemoryWorkQueue) -> list[dict[str, Any]]:
 
 
 def sent_outcome(message: OutboundMessage, message_id: str) -> SubmitOutcome:
-    return SubmitOutcome(message, "sent", 0, (message_id,), 1, "main", "main-0")
+    return SubmitOutcome(message, Status.SENT, 0, (message_id,), 1, "main", "main-0")
 
 
 @pytest.mark.anyio

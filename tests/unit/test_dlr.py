@@ -27,7 +27,6 @@ from smpp_bridge.pool.dlr import (
     MessageStatusTracker,
     ReceiptCorrelator,
     aggregate_status,
-    event_for,
     is_settled,
     iso_utc,
     settled_record,
@@ -222,15 +221,9 @@ def test_unmatched_after_timeout_is_published_not_dropped() -> None:
     assert not event.matched and event.record is None and event.message is None
     assert (event.status, event.code, event.client_id) == ("failed", 11, None)
     assert event.reason == "unmatched: no mapping within 600 s"
-    assert event.event(WALL) == {
-        "id": "dead",
-        "clientId": None,
-        "status": "failed",
-        "code": 11,
-        "eventAt": "2026-04-21T10:15:00.000Z",
-        "bind": "acme#1",
-        "reason": "unmatched: no mapping within 600 s",
-    }
+    # What the daemon's event is built from: the receipt's own id, its bind, the reason.
+    assert (event.message_id, event.smsc_message_id, event.request_id) == ("dead", "dead", None)
+    assert (event.bind, event.arrived_at) == ("acme#1", T0)
     assert corr.parked == 1
     # Once expired, a late mapping finds nothing left to match.
     assert corr.mappings_stored([record("dead")], T0 + 601) == []
@@ -420,59 +413,32 @@ def test_iso_utc() -> None:
     assert iso_utc(datetime(2026, 4, 21, 10, 15)) == "2026-04-21T10:15:00.000Z"
 
 
-def test_event_for_contract_fields_and_extras() -> None:
-    minimal = event_for(message_id="m", client_id="c", status="delivered", code=0, event_at=WALL)
-    assert minimal == {
-        "id": "m",
-        "clientId": "c",
-        "status": "delivered",
-        "code": 0,
-        "eventAt": "2026-04-21T10:15:00.000Z",
-    }
-    full = event_for(
-        message_id="m",
-        client_id=None,
-        status="failed",
-        code=11,
-        event_at=WALL,
-        parts=2,
-        segment=1,
-        submitted_at=WALL - 1,
-        bind="acme#0",
-        reason="why",
-    )
-    assert full["submittedAt"] == "2026-04-21T10:14:59.000Z"
-    assert (full["parts"], full["segment"], full["bind"], full["reason"]) == (2, 1, "acme#0", "why")
-
-
 def test_matched_event_per_part_and_per_message() -> None:
     corr = ReceiptCorrelator()
     rec = record("00AB", "long", part=1, parts=2)
     event = corr.receipts_arrived(ACCOUNT, [receipt("ab")], {"ab": rec}, T0, bind="acme#0")[0]
-    assert event.event(WALL) == {
-        "id": "00AB",  # as the user saw it in the sent outcome
-        "clientId": "client-long",
-        "status": "delivered",
-        "code": 0,
-        "eventAt": "2026-04-21T10:15:00.000Z",
-        "parts": 2,
-        "segment": 2,
-        "submittedAt": "2026-04-21T10:14:00.000Z",
-        "bind": "acme#0",
-    }
-    assert event.message is not None
-    assert event.message.event(WALL, bind="acme#0") == {
-        "id": "00AB",
-        "clientId": "client-long",
-        "status": "buffered",
-        "code": 0,
-        "eventAt": "2026-04-21T10:15:00.000Z",
-        "parts": 2,
-        "submittedAt": "2026-04-21T10:14:00.000Z",
-        "bind": "acme#0",
-    }
+    # Per part: the id as the user saw it in the sent outcome, the receipt's status, its part.
+    assert (event.message_id, event.smsc_message_id) == ("00AB", "ab")
+    assert (event.client_id, event.request_id) == ("client-long", "long")
+    assert (event.status, event.code, event.bind, event.reason) == ("delivered", 0, "acme#0", None)
+    assert event.record is not None
+    assert (event.record.part, event.record.parts) == (1, 2)
+    assert event.record.submitted_at == WALL - 60
+    # Per message: one part of two delivered is buffered, not final.
+    message = event.message
+    assert message is not None
+    assert (message.message_id, message.client_id, message.request_id) == (
+        "00AB",
+        "client-long",
+        "long",
+    )
+    assert (message.status, message.code, message.parts, message.final) == ("buffered", 0, 2, False)
+    assert message.submitted_at == WALL - 60
+    assert message.part_statuses == (None, "delivered")
     single = corr.receipts_arrived(ACCOUNT, [receipt("1")], {"1": record("1", "one")}, T0)[0]
-    assert "segment" not in single.event(WALL) and single.event(WALL)["parts"] == 1
+    assert single.record is not None and single.record.parts == 1
+    assert single.message is not None and single.message.parts == 1
+    assert (single.message.status, single.message.final) == ("delivered", True)
 
 
 @pytest.mark.parametrize(("resp_base", "receipt_base"), [(16, 10), (10, 16), (10, 10), (16, 16)])
